@@ -1,0 +1,63 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.cesium_harness import CesiumBrowser, RenderResult
+
+# --------------------------------------------------------------------------------------------
+# CesiumJS in headless chromium (tests/cesium_harness.py); for tests marked `browser`
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cesium_browser() -> Iterator[CesiumBrowser]:
+    """One headless chromium + local static server for the whole session (start-up is slow)."""
+    # Imported here so that sessions without browser tests do not load the harness.
+    from tests.cesium_harness import CesiumBrowser
+
+    with CesiumBrowser() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="session")
+def cesium_screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder under pytest's tmp dir holding every screenshot of the session."""
+    return tmp_path_factory.mktemp("cesium-screenshots", numbered=False)
+
+
+@pytest.fixture
+def render_tileset(
+    cesium_browser: CesiumBrowser, cesium_screenshot_dir: Path, request: pytest.FixtureRequest
+) -> Callable[..., RenderResult]:
+    """Render a tileset directory in CesiumJS; ``render_tileset(dir, "tileset.json", **view)``.
+
+    Takes the options of ``CesiumBrowser.render_tileset`` (heading, pitch, range, timeout, ...)
+    and returns its ``RenderResult``. Each screenshot is saved as
+    ``<session tmp>/cesium-screenshots/<test>-<n>.png`` (``result.screenshot_path``) and copied
+    to $TWIN_TEST_ARTIFACTS when that is set.
+    """
+    from tests.cesium_harness import copy_to_artifacts
+
+    shots_dir = cesium_screenshot_dir
+    test_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    count = 0
+
+    def render(
+        tileset_dir: Path, tileset_name: str = "tileset.json", **options: Any
+    ) -> RenderResult:
+        nonlocal count
+        count += 1
+        result = cesium_browser.render_tileset(tileset_dir, tileset_name, **options)
+        name = f"{test_name}-{count}.png"
+        copy_to_artifacts(result.save(shots_dir / name), name)
+        return result
+
+    return render
