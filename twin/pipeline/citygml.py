@@ -1,0 +1,442 @@
+"""CityGML → 3D Tiles 1.1.
+
+``build_citygml`` streams city objects from CityGML files, triangulates and places them in an
+east-north-up frame, spills them to disk, builds a quadtree with LoD1 parents, and publishes
+tileset.json + GLB tiles atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin import GENERATOR
+from twin.constants import TILING
+from twin.crs import (
+    EcefTransformer,
+    SourceCRS,
+    ecef_to_geodetic,
+    ecef_transformer,
+    enu_to_ecef_matrix,
+    parse_crs_option,
+    parse_srs_name,
+)
+from twin.errors import CRSError, InputError, TwinError
+from twin.model.city import CityObject, ReadReport
+from twin.ops.cityobject import BLOCK_COLOR, mesh_city_objects
+from twin.pipeline.common import LocalFrame, Progress
+from twin.readers.citygml import CityGMLReader
+from twin.tiling.features import FeatureInfo, FeatureStore
+from twin.tiling.lod import BLOCK_CLASSES, building_blocks, feature_proxy, importance
+from twin.tiling.tileset import (
+    FEATURE_CLASS,
+    FLOAT64_NO_DATA,
+    INT32_NO_DATA,
+    AttributeCatalogue,
+    Tile,
+    box_from_bounds,
+    column_major,
+    metadata_schema,
+    tileset_document,
+)
+from twin.tiling.tree import TileNode, build_quadtree
+from twin.writers.gltf import MeshContent, PropertyTable, write_glb
+from twin.writers.store import staged_directory
+
+log = logging.getLogger(__name__)
+
+@dataclass(slots=True)
+class CityGMLOptions:
+    """Options of a CityGML build; defaults suit M-V LoD2 tiles."""
+
+    crs: str | None = None
+    """Override of the source CRS (anything ``twin.crs.parse_crs_option`` accepts)."""
+    geoid: Path | None = None
+    """A geoid/quasigeoid grid (e.g. GCG2016) for normal heights; default EGM96."""
+    max_features_per_tile: int = TILING.max_features_per_tile
+    max_bytes_per_tile: int = TILING.max_bytes_per_tile
+    skip_invalid: bool = False
+    attribution: str = ""
+
+
+@dataclass(slots=True)
+class BuildReport:
+    """What a build did, for the user and for ``build-report.json``."""
+
+    inputs: list[str] = field(default_factory=list)
+    citygml_versions: list[str] = field(default_factory=list)
+    source_crs: str = ""
+    vertical_model: str = ""
+    vertical_error_m: float = 0.0
+    origin_lon_lat_h: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    objects: dict[str, int] = field(default_factory=dict)
+    lods: dict[str, int] = field(default_factory=dict)
+    features: int = 0
+    triangles: int = 0
+    degenerate_rings: int = 0
+    flipped_shells: int = 0
+    unresolved_xlinks: int = 0
+    converted_high_lod: int = 0
+    skipped_objects: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    tiles: int = 0
+    tile_bytes: int = 0
+    depth: int = 0
+    seconds: float = 0.0
+    out: str = ""
+
+    def merge_read_report(self, report: ReadReport) -> None:
+        """Add a reader's counts."""
+        for cls, n in report.objects.items():
+            self.objects[cls] = self.objects.get(cls, 0) + n
+        for lod, n in report.lods.items():
+            key = f"lod{lod}"
+            self.lods[key] = self.lods.get(key, 0) + n
+        for cls, n in report.skipped_objects.items():
+            self.skipped_objects[cls] = self.skipped_objects.get(cls, 0) + n
+        self.degenerate_rings += report.degenerate_rings
+        self.unresolved_xlinks += report.unresolved_xlinks
+        self.converted_high_lod += report.converted_high_lod
+        self.warnings.extend(report.warnings[: max(0, 50 - len(self.warnings))])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _source_crs(
+    options: CityGMLOptions,
+    srs_name: str | None,
+    path: Path,
+    where: str,
+    cache: dict[str, SourceCRS],
+) -> SourceCRS:
+    if options.crs:
+        key = f"--crs {options.crs}"
+        if key not in cache:
+            cache[key] = parse_crs_option(options.crs)
+        return cache[key]
+    if not srs_name:
+        raise CRSError(
+            f"{path}: {where}: no srsName on the geometry or the file's envelope: "
+            "pass --crs (e.g. --crs EPSG:25833+7837)"
+        )
+    if srs_name not in cache:
+        try:
+            cache[srs_name] = parse_srs_name(srs_name)
+        except CRSError as exc:
+            raise CRSError(f"{path}: {where}: {exc}") from None
+    return cache[srs_name]
+
+
+def build_citygml(
+    paths: Sequence[Path],
+    out: Path,
+    options: CityGMLOptions | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build one 3D Tiles 1.1 tileset from CityGML files and publish it at ``out``."""
+    options = options or CityGMLOptions()
+    started = time.perf_counter()
+    report = BuildReport(inputs=[str(p) for p in paths], out=str(out))
+    with staged_directory(out) as staging:
+        spill = staging / "_features"
+        store = FeatureStore(spill)
+        try:
+            catalogue = AttributeCatalogue()
+            frame = LocalFrame()
+            transformers: set[EcefTransformer] = set()
+            _ingest(paths, options, store, catalogue, frame, transformers, report, progress)
+            store.finish()
+            if len(store) == 0:
+                raise InputError(
+                    f"{', '.join(map(str, paths))}: no city object with usable geometry: "
+                    "nothing to tile"
+                )
+            models = {t.vertical_model for t in transformers}
+            worst = max(models, key=lambda m: m.expected_error_m)
+            report.vertical_model = "; ".join(sorted(m.name for m in models))
+            report.vertical_error_m = worst.expected_error_m
+            assert frame.origin is not None
+            lon, lat, h = ecef_to_geodetic(frame.origin[None, :])
+            report.origin_lon_lat_h = (float(lon[0]), float(lat[0]), float(h[0]))
+            _write_tileset(staging, store, catalogue, frame, options, report, progress)
+        finally:
+            store.close()
+            shutil.rmtree(spill, ignore_errors=True)
+        report.seconds = round(time.perf_counter() - started, 3)
+        (staging / "build-report.json").write_text(
+            json.dumps(report.to_dict(), indent=2, ensure_ascii=False, default=str) + "\n"
+        )
+    return report
+
+
+_BATCH = 256
+"""City objects triangulated and placed together (vectorised numpy work per batch)."""
+
+
+def _ingest(
+    paths: Sequence[Path],
+    options: CityGMLOptions,
+    store: FeatureStore,
+    catalogue: AttributeCatalogue,
+    frame: LocalFrame,
+    transformers: set[EcefTransformer],
+    report: BuildReport,
+    progress: Progress | None,
+) -> None:
+    crs_cache: dict[str, SourceCRS] = {}
+    for path in paths:
+        reader = CityGMLReader(path, skip_invalid=options.skip_invalid)
+        header = reader.header
+        report.citygml_versions.append(header.version)
+        batch: list[CityObject] = []
+        converters: list[Callable[[npt.NDArray[np.float64]], Any]] = []
+        by_transformer: dict[EcefTransformer, Callable[[npt.NDArray[np.float64]], Any]] = {}
+        for obj in reader:
+            where = f"line {obj.line} (gml:id {obj.gml_id})"
+            source = _source_crs(options, obj.srs_name or header.srs_name, path, where, crs_cache)
+            if not report.source_crs:
+                report.source_crs = source.text
+            transformer = ecef_transformer(source, options.geoid)
+            if transformer not in by_transformer:
+                transformers.add(transformer)
+                by_transformer[transformer] = frame.to_local(transformer)
+            batch.append(obj)
+            converters.append(by_transformer[transformer])
+            if len(batch) >= _BATCH:
+                _store_batch(path, batch, converters, store, catalogue, report, progress)
+                batch, converters = [], []
+        if batch:
+            _store_batch(path, batch, converters, store, catalogue, report, progress)
+        report.merge_read_report(reader.report)
+    report.features = len(store)
+
+
+def _store_batch(
+    path: Path,
+    batch: list[CityObject],
+    converters: list[Callable[[npt.NDArray[np.float64]], Any]],
+    store: FeatureStore,
+    catalogue: AttributeCatalogue,
+    report: BuildReport,
+    progress: Progress | None,
+) -> None:
+    try:
+        placed_batch = mesh_city_objects(batch, converters)
+    except TwinError as exc:
+        raise type(exc)(f"{path}: objects from line {batch[0].line}: {exc}") from None
+    # Buildings with one ground polygon (all of M-V's) get their blocks in one vectorised
+    # call; the rest one by one.
+    simple = [
+        i
+        for i, (obj, placed) in enumerate(zip(batch, placed_batch, strict=True))
+        if obj.cls in BLOCK_CLASSES
+        and len(placed.ground_rings) == 1
+        and not placed.mesh.is_empty
+    ]
+    blocks = dict(
+        zip(
+            simple,
+            building_blocks(
+                [placed_batch[i].mesh for i in simple],
+                [placed_batch[i].ground_rings[0] for i in simple],
+                BLOCK_COLOR,
+            ),
+            strict=True,
+        )
+    )
+    for i, (obj, placed) in enumerate(zip(batch, placed_batch, strict=True)):
+        report.degenerate_rings += placed.degenerate_rings
+        report.flipped_shells += int(placed.flipped)
+        if placed.mesh.is_empty:
+            report.skipped_objects[obj.cls] = report.skipped_objects.get(obj.cls, 0) + 1
+            continue
+        if i in blocks:
+            proxy, error = blocks[i]
+        else:
+            proxy, error = feature_proxy(obj.cls, placed.mesh, placed.ground, BLOCK_COLOR)
+        catalogue.add(obj.attributes)
+        store.append(
+            FeatureInfo(obj.gml_id, obj.cls, obj.attributes),
+            placed.mesh,
+            proxy,
+            error,
+            importance(placed.mesh),
+        )
+        report.triangles += len(placed.mesh.triangles)
+    if progress:
+        progress(len(batch))
+
+
+def _write_tileset(
+    staging: Path,
+    store: FeatureStore,
+    catalogue: AttributeCatalogue,
+    frame: LocalFrame,
+    options: CityGMLOptions,
+    report: BuildReport,
+    progress: Progress | None,
+) -> None:
+    records = store.records
+    tree = build_quadtree(
+        records[:, 0:2],
+        store.sizes,
+        max_features=options.max_features_per_tile,
+        max_weight=options.max_bytes_per_tile,
+        max_depth=TILING.max_depth,
+    )
+    properties = catalogue.properties()
+    schema = metadata_schema(properties)
+    (staging / "tiles").mkdir()
+    writer = _TileWriter(staging, store, records, properties, schema, options)
+    root = writer.write(tree)
+    assert frame.origin is not None
+    root["transform"] = column_major(enu_to_ecef_matrix(frame.origin))
+    root["refine"] = "REPLACE"
+    diagonal = float(np.linalg.norm(records[:, 5:8] - records[:, 2:5], axis=1).max())
+    provenance = {
+        "generator": GENERATOR,
+        "source_crs": report.source_crs,
+        "vertical_model": report.vertical_model,
+        "vertical_error_m": report.vertical_error_m,
+        "sources": [Path(p).name for p in report.inputs],
+        "attribution": options.attribution,
+    }
+    # If not even the root is drawn, the error is as large as the largest feature.
+    document = tileset_document(
+        root, round(max(root["geometricError"], diagonal), 3), schema, provenance
+    )
+    (staging / "tileset.json").write_text(
+        json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    report.tiles = writer.tiles
+    report.tile_bytes = writer.bytes
+    report.depth = writer.depth
+
+
+class _TileWriter:
+    """Writes the GLB of every node, children first, and returns the tile JSON tree."""
+
+    def __init__(
+        self,
+        staging: Path,
+        store: FeatureStore,
+        records: npt.NDArray[np.float64],
+        properties: dict[str, tuple[str, dict[str, Any]]],
+        schema: dict[str, Any],
+        options: CityGMLOptions,
+    ) -> None:
+        self.staging = staging
+        self.store = store
+        self.records = records
+        self.properties = properties
+        self.schema = schema
+        self.options = options
+        self.tiles = 0
+        self.bytes = 0
+        self.depth = 0
+
+    def write(self, node: TileNode) -> Tile:
+        """Write ``node`` and its subtree; return its tile object."""
+        self.depth = max(self.depth, node.level)
+        children = [self.write(child) for child in node.children]
+        if node.is_leaf:
+            shown, error = node.features, 0.0
+        else:
+            shown, error = self._parent_selection(node.features)
+            error = max([error] + [c["geometricError"] for c in children])
+        lo, hi = self._write_content(node, shown, proxy=not node.is_leaf)
+        for child in children:
+            box = child["boundingVolume"]["box"]
+            c = np.array(box[:3])
+            half = np.array([box[3], box[7], box[11]])
+            lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
+        tile: Tile = {
+            "boundingVolume": box_from_bounds(lo, hi),
+            "geometricError": round(float(error), 3) if error else 0.0,
+            "content": {"uri": f"tiles/{node.address}.glb"},
+        }
+        if children:
+            tile["children"] = children
+        return tile
+
+    def _parent_selection(
+        self, features: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.int64], float]:
+        """Proxies a parent shows (the most important, bounded) and the error it makes."""
+        limit = self.options.max_features_per_tile
+        records = self.records[features]
+        if len(features) > limit:
+            # Stable order: importance descending, then index (determinism on ties).
+            order = np.lexsort((features, -records[:, 9]))
+            shown, dropped = features[order[:limit]], features[order[limit:]]
+            dropped_size = float(
+                np.linalg.norm(
+                    self.records[dropped, 5:8] - self.records[dropped, 2:5], axis=1
+                ).max()
+            )
+        else:
+            shown, dropped_size = features, 0.0
+        error = max(float(self.records[shown, 8].max()), dropped_size)
+        return np.sort(shown), error
+
+    def _write_content(
+        self, node: TileNode, features: npt.NDArray[np.int64], *, proxy: bool
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        meshes = [self.store.mesh(int(i), proxy=proxy) for i in features]
+        counts = [len(m.vertices) for m in meshes]
+        vertices = np.concatenate([m.vertices for m in meshes])
+        offsets = np.cumsum([0] + counts[:-1]).astype(np.uint32)
+        triangles = np.concatenate(
+            [m.triangles + off for m, off in zip(meshes, offsets, strict=True)]
+        )
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        origin = np.round((lo + hi) / 2.0, 2)
+        content = MeshContent(
+            positions=vertices - origin,
+            normals=np.concatenate([m.normals for m in meshes]),
+            colors=np.concatenate([m.colors for m in meshes]),
+            feature_ids=np.repeat(np.arange(len(meshes), dtype=np.uint32), counts),
+            indices=triangles,
+            origin=origin,
+        )
+        data = write_glb(
+            content,
+            schema=self.schema,
+            table=PropertyTable(FEATURE_CLASS, self._columns(features)),
+            generator=GENERATOR,
+        )
+        (self.staging / "tiles" / f"{node.address}.glb").write_bytes(data)
+        self.tiles += 1
+        self.bytes += len(data)
+        return lo, hi
+
+    def _columns(self, features: npt.NDArray[np.int64]) -> dict[str, Any]:
+        infos = [self.store.info(int(i)) for i in features]
+        columns: dict[str, Any] = {
+            "gml_id": [f.gml_id for f in infos],
+            "citygml_class": [f.cls for f in infos],
+        }
+        for name, (pid, prop) in self.properties.items():
+            values = [f.attributes.get(name) for f in infos]
+            if prop["type"] == "STRING":
+                columns[pid] = ["" if v is None else str(v) for v in values]
+            elif prop["componentType"] == "INT32":
+                columns[pid] = np.array(
+                    [INT32_NO_DATA if v is None else v for v in values], dtype=np.int32
+                )
+            else:
+                columns[pid] = np.array(
+                    [FLOAT64_NO_DATA if v is None else v for v in values], dtype=np.float64
+                )
+        return columns

@@ -1,0 +1,43 @@
+"""What every pipeline shares: progress callbacks and the tileset's local frame."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.crs import EcefTransformer, ecef_to_enu_matrix, ecef_to_geodetic, geodetic_to_ecef
+
+Progress = Callable[[int], None]
+"""Called with the number of items (city objects, points, tiles) just finished."""
+
+
+class LocalFrame:
+    """The tileset's east-north-up frame, fixed at the first point placed."""
+
+    def __init__(self) -> None:
+        self.origin: npt.NDArray[np.float64] | None = None
+        self.to_enu: npt.NDArray[np.float64] | None = None
+
+    def to_local(self, transformer: EcefTransformer) -> Callable[[npt.NDArray[np.float64]], Any]:
+        def convert(xyz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            ecef = transformer.to_ecef(xyz)
+            if self.to_enu is None:
+                # Centre the frame on the first feature, on the ellipsoid below it: the tile
+                # transform then carries the large ECEF numbers and vertices stay small.
+                lon, lat, _ = ecef_to_geodetic(ecef.mean(axis=0)[None, :])
+                origin = np.asarray(geodetic_to_ecef(lon, lat, np.zeros(1))).reshape(3)
+                self.origin = origin
+                self.to_enu = ecef_to_enu_matrix(origin)
+            m = self.to_enu
+            return ecef @ m[:3, :3].T + m[:3, 3]
+
+        return convert
+
+    def origin_lon_lat_h(self) -> tuple[float, float, float]:
+        """The frame origin as WGS84 longitude, latitude (degrees) and ellipsoidal height."""
+        assert self.origin is not None
+        lon, lat, h = ecef_to_geodetic(self.origin[None, :])
+        return float(lon[0]), float(lat[0]), float(h[0])

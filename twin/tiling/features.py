@@ -1,0 +1,149 @@
+"""An append-only spill store of triangulated features, so tiling never holds a whole city.
+
+During ingest each feature's full mesh and its simplified proxy go to one binary file; only
+a small fixed-size record (centre, bounds, sizes, proxy error, offsets) stays in memory, and
+the attributes go to a JSON-lines file. Tile writers read back just the features they need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from twin.ops.mesh import FeatureMesh
+
+# One row per feature; float64 so that bounds stay exact in the local frame.
+_RECORD_FIELDS = (
+    "centre_x",
+    "centre_y",
+    "min_x",
+    "min_y",
+    "min_z",
+    "max_x",
+    "max_y",
+    "max_z",
+    "proxy_error",
+    "importance",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureInfo:
+    """What the store keeps in memory about one feature."""
+
+    gml_id: str
+    cls: str
+    attributes: dict[str, Any]
+
+
+class FeatureStore:
+    """Features spilled to ``directory``: full meshes, LoD proxies, attributes."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._geometry = open(directory / "geometry.bin", "wb+")  # noqa: SIM115 - closed in close()
+        self._attributes = open(directory / "attributes.jsonl", "w+b")  # noqa: SIM115
+        self._records: list[tuple[float, ...]] = []
+        self._mesh_offsets: list[tuple[int, int, int, int, int]] = []
+        self._attribute_offsets: list[tuple[int, int]] = []
+        self._sizes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def append(
+        self,
+        info: FeatureInfo,
+        full: FeatureMesh,
+        proxy: FeatureMesh,
+        proxy_error: float,
+        importance: float,
+    ) -> int:
+        """Store one feature; returns its index."""
+        lo, hi = full.bounds()
+        centre = (lo + hi) / 2.0
+        self._records.append(
+            (centre[0], centre[1], *lo, *hi, proxy_error, importance)
+        )
+        start = self._geometry.tell()
+        for mesh in (full, proxy):
+            self._geometry.write(np.ascontiguousarray(mesh.vertices, dtype=np.float64).tobytes())
+            self._geometry.write(np.ascontiguousarray(mesh.triangles, dtype=np.uint32).tobytes())
+            self._geometry.write(np.ascontiguousarray(mesh.normals, dtype=np.float32).tobytes())
+            self._geometry.write(np.ascontiguousarray(mesh.colors, dtype=np.uint8).tobytes())
+        self._mesh_offsets.append(
+            (start, len(full.vertices), len(full.triangles), len(proxy.vertices), len(proxy.triangles))
+        )
+        line = json.dumps(
+            {"id": info.gml_id, "cls": info.cls, "a": info.attributes},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        a_start = self._attributes.tell()
+        self._attributes.write(line + b"\n")
+        self._attribute_offsets.append((a_start, len(line)))
+        # Estimated GLB bytes of the full mesh: position+normal+colour+id per vertex, indices.
+        self._sizes.append(len(full.vertices) * 36 + len(full.triangles) * 12)
+        return len(self._records) - 1
+
+    def finish(self) -> None:
+        """Flush writes; the store is read-only afterwards."""
+        self._geometry.flush()
+        self._attributes.flush()
+
+    def close(self) -> None:
+        """Close the files (the directory is the caller's to remove)."""
+        self._geometry.close()
+        self._attributes.close()
+
+    @property
+    def records(self) -> npt.NDArray[np.float64]:
+        """(n, 10) array: centre x/y, min xyz, max xyz, proxy error, importance."""
+        return np.asarray(self._records, dtype=np.float64).reshape(-1, len(_RECORD_FIELDS))
+
+    @property
+    def sizes(self) -> npt.NDArray[np.int64]:
+        """Estimated content bytes of each feature's full mesh."""
+        return np.asarray(self._sizes, dtype=np.int64)
+
+    def _read_mesh(
+        self, offset: int, n_vertices: int, n_triangles: int
+    ) -> tuple[FeatureMesh, int]:
+        fd = self._geometry.fileno()
+        parts = []
+        for dtype, count in (
+            (np.float64, n_vertices * 3),
+            (np.uint32, n_triangles * 3),
+            (np.float32, n_vertices * 3),
+            (np.uint8, n_vertices * 4),
+        ):
+            size = count * np.dtype(dtype).itemsize
+            parts.append(np.frombuffer(os.pread(fd, size, offset), dtype=dtype))
+            offset += size
+        mesh = FeatureMesh(
+            parts[0].reshape(-1, 3),
+            parts[1].reshape(-1, 3),
+            parts[2].reshape(-1, 3),
+            parts[3].reshape(-1, 4),
+        )
+        return mesh, offset
+
+    def mesh(self, index: int, *, proxy: bool = False) -> FeatureMesh:
+        """The full mesh of a feature, or its simplified proxy."""
+        start, nv, nt, pv, pt = self._mesh_offsets[index]
+        if not proxy:
+            return self._read_mesh(start, nv, nt)[0]
+        return self._read_mesh(start + nv * 40 + nt * 12, pv, pt)[0]
+
+    def info(self, index: int) -> FeatureInfo:
+        """Id, class and attributes of a feature."""
+        start, length = self._attribute_offsets[index]
+        row = json.loads(os.pread(self._attributes.fileno(), length, start))
+        return FeatureInfo(row["id"], row["cls"], row["a"])
