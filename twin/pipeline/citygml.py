@@ -7,11 +7,16 @@ tileset.json + GLB tiles atomically.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import multiprocessing
+import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,17 +29,20 @@ from twin.constants import TILING
 from twin.crs import (
     EcefTransformer,
     SourceCRS,
+    VerticalModel,
     ecef_to_geodetic,
     ecef_transformer,
     enu_to_ecef_matrix,
+    geodetic_to_ecef,
     parse_crs_option,
     parse_srs_name,
 )
 from twin.errors import CRSError, InputError, TwinError
 from twin.model.city import CityObject, ReadReport
 from twin.ops.cityobject import BLOCK_COLOR, mesh_city_objects
+from twin.ops.mesh import FeatureMesh
 from twin.pipeline.common import LocalFrame, Progress
-from twin.readers.citygml import CityGMLReader
+from twin.readers.citygml import CityGMLReader, plan_shards
 from twin.tiling.features import FeatureInfo, FeatureStore
 from twin.tiling.lod import BLOCK_CLASSES, building_blocks, feature_proxy, importance
 from twin.tiling.tileset import (
@@ -66,6 +74,8 @@ class CityGMLOptions:
     max_bytes_per_tile: int = TILING.max_bytes_per_tile
     skip_invalid: bool = False
     attribution: str = ""
+    workers: int = 0
+    """Worker processes for reading shards of large files; 0 = one per core."""
 
 
 @dataclass(slots=True)
@@ -153,22 +163,19 @@ def build_citygml(
         store = FeatureStore(spill)
         try:
             catalogue = AttributeCatalogue()
-            frame = LocalFrame()
-            transformers: set[EcefTransformer] = set()
-            _ingest(paths, options, store, catalogue, frame, transformers, report, progress)
+            frame = LocalFrame(_frame_origin(paths, options))
+            models: set[VerticalModel] = set()
+            _ingest(paths, options, store, catalogue, frame, models, report, progress)
             store.finish()
             if len(store) == 0:
                 raise InputError(
                     f"{', '.join(map(str, paths))}: no city object with usable geometry: "
                     "nothing to tile"
                 )
-            models = {t.vertical_model for t in transformers}
             worst = max(models, key=lambda m: m.expected_error_m)
             report.vertical_model = "; ".join(sorted(m.name for m in models))
             report.vertical_error_m = worst.expected_error_m
-            assert frame.origin is not None
-            lon, lat, h = ecef_to_geodetic(frame.origin[None, :])
-            report.origin_lon_lat_h = (float(lon[0]), float(lat[0]), float(h[0]))
+            report.origin_lon_lat_h = frame.origin_lon_lat_h()
             _write_tileset(staging, store, catalogue, frame, options, report, progress)
         finally:
             store.close()
@@ -183,6 +190,33 @@ def build_citygml(
 _BATCH = 256
 """City objects triangulated and placed together (vectorised numpy work per batch)."""
 
+_SHARD_BYTES = 8 << 20
+"""Files are read in shards of whole city objects of about this size, in parallel."""
+
+
+@dataclass(slots=True)
+class _Feature:
+    """One ingested feature as a worker hands it back."""
+
+    info: FeatureInfo
+    full: FeatureMesh
+    proxy: FeatureMesh
+    proxy_error: float
+    importance: float
+
+
+@dataclass(slots=True)
+class _ShardResult:
+    """Everything a worker made of one shard, in file order."""
+
+    features: list[_Feature]
+    read_report: ReadReport
+    degenerate_rings: int = 0
+    flipped_shells: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    vertical_models: set[VerticalModel] = field(default_factory=set)
+    source_crs: str = ""
+
 
 def _ingest(
     paths: Sequence[Path],
@@ -190,46 +224,124 @@ def _ingest(
     store: FeatureStore,
     catalogue: AttributeCatalogue,
     frame: LocalFrame,
-    transformers: set[EcefTransformer],
+    models: set[VerticalModel],
     report: BuildReport,
     progress: Progress | None,
 ) -> None:
-    crs_cache: dict[str, SourceCRS] = {}
+    """Read every file shard by shard (in worker processes when there are several shards)
+    and store the features in file order, so the output does not depend on scheduling."""
+    jobs: list[tuple[Path, tuple[int, int] | None]] = []
     for path in paths:
-        reader = CityGMLReader(path, skip_invalid=options.skip_invalid)
-        header = reader.header
+        header = CityGMLReader(path, skip_invalid=options.skip_invalid).header
         report.citygml_versions.append(header.version)
-        batch: list[CityObject] = []
-        converters: list[Callable[[npt.NDArray[np.float64]], Any]] = []
-        by_transformer: dict[EcefTransformer, Callable[[npt.NDArray[np.float64]], Any]] = {}
-        for obj in reader:
-            where = f"line {obj.line} (gml:id {obj.gml_id})"
-            source = _source_crs(options, obj.srs_name or header.srs_name, path, where, crs_cache)
-            if not report.source_crs:
-                report.source_crs = source.text
-            transformer = ecef_transformer(source, options.geoid)
-            if transformer not in by_transformer:
-                transformers.add(transformer)
-                by_transformer[transformer] = frame.to_local(transformer)
-            batch.append(obj)
-            converters.append(by_transformer[transformer])
-            if len(batch) >= _BATCH:
-                _store_batch(path, batch, converters, store, catalogue, report, progress)
-                batch, converters = [], []
-        if batch:
-            _store_batch(path, batch, converters, store, catalogue, report, progress)
-        report.merge_read_report(reader.report)
+        shards = plan_shards(path, _SHARD_BYTES)
+        jobs.extend((path, shard if len(shards) > 1 else None) for shard in shards)
+    assert frame.origin is not None
+    origin = frame.origin
+    workers = max(1, min(options.workers or os.cpu_count() or 1, len(jobs)))
+    for result in _map_in_order(
+        _ingest_shard, [(path, shard, options, origin) for path, shard in jobs], workers
+    ):
+        for feature in result.features:
+            catalogue.add(feature.info.attributes)
+            store.append(
+                feature.info, feature.full, feature.proxy, feature.proxy_error, feature.importance
+            )
+            report.triangles += len(feature.full.triangles)
+        report.merge_read_report(result.read_report)
+        report.degenerate_rings += result.degenerate_rings
+        report.flipped_shells += result.flipped_shells
+        for cls, n in result.skipped.items():
+            report.skipped_objects[cls] = report.skipped_objects.get(cls, 0) + n
+        models.update(result.vertical_models)
+        report.source_crs = report.source_crs or result.source_crs
+        if progress:
+            progress(len(result.features))
     report.features = len(store)
 
 
-def _store_batch(
+def _map_in_order(
+    function: Callable[..., _ShardResult], jobs: list[tuple[Any, ...]], workers: int
+) -> Iterator[_ShardResult]:
+    """Run jobs in a process pool, at most two per worker in flight, yielding in job order."""
+    if workers <= 1:
+        for job in jobs:
+            yield function(*job)
+        return
+    context = multiprocessing.get_context("forkserver")
+    # Import the pipeline once in the fork server rather than in every worker.
+    context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: deque[Future[_ShardResult]] = deque()
+        queue = iter(jobs)
+        for job in itertools.islice(queue, 2 * workers):
+            pending.append(pool.submit(function, *job))
+        while pending:
+            result = pending.popleft().result()
+            for job in itertools.islice(queue, 1):
+                pending.append(pool.submit(function, *job))
+            yield result
+
+
+def _frame_origin(paths: Sequence[Path], options: CityGMLOptions) -> npt.NDArray[np.float64]:
+    """The tileset frame's origin: on the ellipsoid below the first vertex of the first
+    object with geometry, so that it is the same however the files are sharded."""
+    crs_cache: dict[str, SourceCRS] = {}
+    for path in paths:
+        reader = CityGMLReader(path, skip_invalid=options.skip_invalid)
+        for obj in reader:
+            if not obj.surfaces:
+                continue
+            where = f"line {obj.line} (gml:id {obj.gml_id})"
+            source = _source_crs(
+                options, obj.srs_name or reader.header.srs_name, path, where, crs_cache
+            )
+            ecef = ecef_transformer(source, options.geoid).to_ecef(obj.surfaces[0].exterior[:1])
+            lon, lat, _ = ecef_to_geodetic(ecef)
+            return np.asarray(geodetic_to_ecef(lon, lat, np.zeros(1)), dtype=np.float64).reshape(3)
+    raise InputError(
+        f"{', '.join(map(str, paths))}: no city object with geometry: nothing to tile"
+    )
+
+
+def _ingest_shard(
+    path: Path,
+    shard: tuple[int, int] | None,
+    options: CityGMLOptions,
+    origin: npt.NDArray[np.float64],
+) -> _ShardResult:
+    """Read, triangulate, place and simplify the city objects of one shard of a file."""
+    reader = CityGMLReader(path, skip_invalid=options.skip_invalid, fragment=shard)
+    header = reader.header
+    frame = LocalFrame(origin)
+    result = _ShardResult([], reader.report)
+    crs_cache: dict[str, SourceCRS] = {}
+    by_transformer: dict[EcefTransformer, Callable[[npt.NDArray[np.float64]], Any]] = {}
+    batch: list[CityObject] = []
+    converters: list[Callable[[npt.NDArray[np.float64]], Any]] = []
+    for obj in reader:
+        where = f"line {obj.line} (gml:id {obj.gml_id})"
+        source = _source_crs(options, obj.srs_name or header.srs_name, path, where, crs_cache)
+        result.source_crs = result.source_crs or source.text
+        transformer = ecef_transformer(source, options.geoid)
+        if transformer not in by_transformer:
+            result.vertical_models.add(transformer.vertical_model)
+            by_transformer[transformer] = frame.to_local(transformer)
+        batch.append(obj)
+        converters.append(by_transformer[transformer])
+        if len(batch) >= _BATCH:
+            _mesh_batch(path, batch, converters, result)
+            batch, converters = [], []
+    if batch:
+        _mesh_batch(path, batch, converters, result)
+    return result
+
+
+def _mesh_batch(
     path: Path,
     batch: list[CityObject],
     converters: list[Callable[[npt.NDArray[np.float64]], Any]],
-    store: FeatureStore,
-    catalogue: AttributeCatalogue,
-    report: BuildReport,
-    progress: Progress | None,
+    result: _ShardResult,
 ) -> None:
     try:
         placed_batch = mesh_city_objects(batch, converters)
@@ -256,26 +368,24 @@ def _store_batch(
         )
     )
     for i, (obj, placed) in enumerate(zip(batch, placed_batch, strict=True)):
-        report.degenerate_rings += placed.degenerate_rings
-        report.flipped_shells += int(placed.flipped)
+        result.degenerate_rings += placed.degenerate_rings
+        result.flipped_shells += int(placed.flipped)
         if placed.mesh.is_empty:
-            report.skipped_objects[obj.cls] = report.skipped_objects.get(obj.cls, 0) + 1
+            result.skipped[obj.cls] = result.skipped.get(obj.cls, 0) + 1
             continue
         if i in blocks:
             proxy, error = blocks[i]
         else:
             proxy, error = feature_proxy(obj.cls, placed.mesh, placed.ground, BLOCK_COLOR)
-        catalogue.add(obj.attributes)
-        store.append(
-            FeatureInfo(obj.gml_id, obj.cls, obj.attributes),
-            placed.mesh,
-            proxy,
-            error,
-            importance(placed.mesh),
+        result.features.append(
+            _Feature(
+                FeatureInfo(obj.gml_id, obj.cls, obj.attributes),
+                placed.mesh,
+                proxy,
+                error,
+                importance(placed.mesh),
+            )
         )
-        report.triangles += len(placed.mesh.triangles)
-    if progress:
-        progress(len(batch))
 
 
 def _write_tileset(

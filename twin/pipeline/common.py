@@ -15,11 +15,14 @@ Progress = Callable[[int], None]
 
 
 class LocalFrame:
-    """The tileset's east-north-up frame, fixed at the first point placed."""
+    """The tileset's east-north-up frame, fixed at the first point placed (or given)."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: npt.NDArray[np.float64] | None = None) -> None:
         self.origin: npt.NDArray[np.float64] | None = None
         self.to_enu: npt.NDArray[np.float64] | None = None
+        if origin is not None:
+            self.origin = np.asarray(origin, dtype=np.float64).reshape(3)
+            self.to_enu = ecef_to_enu_matrix(self.origin)
 
     def to_local(self, transformer: EcefTransformer) -> Callable[[npt.NDArray[np.float64]], Any]:
         def convert(xyz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -906,8 +906,11 @@ class CityGMLReader:
     """Streams the top-level city objects of a CityGML 1.0/2.0/3.0 file, one at a time."""
 
     def __init__(self, path: str | Path, *, skip_invalid: bool = False,
-                 tolerances: RingTolerances = TOLERANCES) -> None:
+                 tolerances: RingTolerances = TOLERANCES,
+                 fragment: tuple[int, int] | None = None) -> None:
         self.path = Path(path)
+        self.fragment = fragment
+        """Byte range of whole members to read instead of the whole file (see ``plan_shards``)."""
         self.skip_invalid = skip_invalid
         self.tolerances = tolerances
         self.report = ReadReport()
@@ -934,7 +937,7 @@ class CityGMLReader:
         group: list[_PendingObject] = []
         batch = _RingBatch()
         try:
-            with open(self.path, "rb") as source:
+            with self._open_members() as source:
                 for _, member in etree.iterparse(
                     source, events=("end",), tag=_MEMBER_TAGS, **_PARSER_OPTIONS
                 ):
@@ -967,6 +970,23 @@ class CityGMLReader:
                     "put appearances inside the city objects to keep colours",
                 )
             self._warnings.flush()
+
+    def _open_members(self) -> IO[bytes]:
+        """The file, or for a fragment the file's root start tag + the fragment + the end tag,
+        padded with newlines so that line numbers are the file's own."""
+        if self.fragment is None:
+            return open(self.path, "rb")
+        start, end = self.fragment
+        with open(self.path, "rb") as f:
+            head = f.read(min(start, 1 << 20))
+        match = _ROOT_START.search(head)
+        if match is None:
+            raise FormatError(f"{self.path}: no CityModel start tag before byte {start}")
+        prefix = head[: match.end()]
+        lines_before = _count_newlines(self.path, start)
+        padding = b"\n" * max(lines_before - prefix.count(b"\n"), 0)
+        closing = b"</" + match.group(1) + b">"
+        return _FragmentStream(self.path, prefix + padding, start, end, closing)
 
     # header and safety checks
 
@@ -1474,6 +1494,93 @@ def _doctype_line(head: bytes, source: IO[bytes]) -> int | None:
         if end < 0:
             return None
         position = end + len(marker)
+
+
+_ROOT_START = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?CityModel)\b[^>]*>")
+_MEMBER_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:cityObjectMember|featureMember)[\s>]")
+_ROOT_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?CityModel\s*>")
+
+
+def _count_newlines(path: Path, end: int) -> int:
+    """Newlines in the first ``end`` bytes of a file."""
+    count = 0
+    with open(path, "rb") as f:
+        remaining = end
+        while remaining > 0:
+            block = f.read(min(remaining, 1 << 24))
+            if not block:
+                break
+            count += block.count(b"\n")
+            remaining -= len(block)
+    return count
+
+
+class _FragmentStream:
+    """A read()-able stream: prefix bytes, a byte range of a file, then suffix bytes."""
+
+    def __init__(self, path: Path, prefix: bytes, start: int, end: int, suffix: bytes) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        self._file.seek(start)
+        self._parts: list[bytes] = [prefix]
+        self._remaining = end - start
+        self._suffix = suffix
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = 1 << 20
+        if self._parts:
+            part = self._parts.pop(0)
+            if len(part) > size:
+                self._parts.insert(0, part[size:])
+                part = part[:size]
+            return part
+        if self._remaining > 0:
+            block = self._file.read(min(size, self._remaining))
+            self._remaining -= len(block)
+            if block:
+                return block
+            self._remaining = 0
+        suffix, self._suffix = self._suffix, b""
+        return suffix
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> _FragmentStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def plan_shards(path: str | Path, target_bytes: int) -> list[tuple[int, int]]:
+    """Byte ranges of whole top-level members, about ``target_bytes`` each, covering every
+    member of the file: the unit of parallel reading. One range when the file is small or
+    its members cannot be found by their start tags."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        import mmap
+
+        if size == 0:
+            return [(0, 0)]
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            first = _MEMBER_START.search(data)
+            tail = data.rfind(b"</")
+            end_match = _ROOT_END.match(data, tail) if tail >= 0 else None
+            if first is None or end_match is None or size <= target_bytes:
+                return [(0, size)]
+            end = tail
+            cuts = [first.start()]
+            position = first.start() + target_bytes
+            while position < end:
+                found = _MEMBER_START.search(data, position, end)
+                if found is None:
+                    break
+                cuts.append(found.start())
+                position = found.start() + target_bytes
+    cuts.append(end)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def read_citygml(path: str | Path, *, skip_invalid: bool = False) -> CityGMLReader:
