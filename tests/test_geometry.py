@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from twin.ops.mesh import extrude_footprint, flat_mesh, footprint_of, vertex_normals_flat
 from twin.ops.triangulate import is_closed, signed_volume, triangulate_polygon
-from twin.tiling.lod import building_block
+from twin.tiling.lod import building_block, building_blocks
 from twin.tiling.tree import build_quadtree
 
 UTM = np.array([312244.0, 5997168.0, 0.0])  # Kröpeliner Tor: real magnitudes for precision
@@ -123,11 +123,42 @@ def test_block_of_gable_house_error_is_roof_height():
     ground_mask[: len(tris[0].triangles)] = True
     fp_poly = footprint_of(mesh, ground_mask)
     assert fp_poly.area == pytest.approx(80.0)
-    block, error = building_block(mesh, ground_mask, np.array([255, 255, 255, 255], np.uint8))
+    white = np.array([255, 255, 255, 255], np.uint8)
+    block, error = building_block(mesh, ground_mask, white)
     assert error == pytest.approx(3.0)
     lo, hi = block.bounds()
     np.testing.assert_allclose(lo, [0, 0, 0])
     np.testing.assert_allclose(hi, [10, 8, 9])
+    # The vectorised batch version agrees, for a clockwise footprint too.
+    [(fast, fast_error)] = building_blocks([mesh], [[tris[0].vertices]], white)
+    assert fast_error == pytest.approx(3.0)
+    assert is_closed(fast.triangles, fast.vertices)
+    assert signed_volume(fast.vertices, fast.triangles) == pytest.approx(80.0 * 9.0)
+    np.testing.assert_allclose(fast.bounds()[1], [10, 8, 9])
+
+
+def test_blocks_keep_annex_height():
+    """Main body 10x8x9 m and a 4x8 m annex of 3 m: two blocks of their own heights."""
+    from tests.citygml_samples import box_polygons
+    from twin.ops.mesh import FeatureMesh
+
+    polys = []
+    for kind, rings in box_polygons(0, 0, 0, 10, 8, 9).items():
+        polys += [(np.array(r, float), kind) for r in rings]
+    for kind, rings in box_polygons(10, 0, 0, 4, 8, 3).items():
+        polys += [(np.array(r, float), kind) for r in rings]
+    tris = [triangulate_polygon(p) for p, _ in polys]
+    offsets = np.cumsum([0] + [len(t.vertices) for t in tris[:-1]])
+    vertices = np.concatenate([t.vertices for t in tris])
+    triangles = np.concatenate([t.triangles + o for t, o in zip(tris, offsets, strict=True)])
+    mesh = FeatureMesh(vertices, triangles.astype(np.uint32),
+                       vertex_normals_flat(vertices, triangles), np.zeros((len(vertices), 4), np.uint8))
+    grounds = [p for p, kind in polys if kind == "GroundSurface"]
+    [(block, error)] = building_blocks([mesh], [grounds], np.zeros(4, np.uint8))
+    assert error == pytest.approx(0.0, abs=1e-9)  # flat roofs: blocks are exact
+    assert signed_volume(block.vertices, block.triangles) == pytest.approx(10 * 8 * 9 + 4 * 8 * 3)
+    annex = block.vertices[block.vertices[:, 0] > 10.5]
+    assert annex[:, 2].max() == pytest.approx(3.0)
 
 
 def test_flat_mesh_normals_per_triangle():

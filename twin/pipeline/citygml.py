@@ -347,21 +347,19 @@ def _mesh_batch(
         placed_batch = mesh_city_objects(batch, converters)
     except TwinError as exc:
         raise type(exc)(f"{path}: objects from line {batch[0].line}: {exc}") from None
-    # Buildings with one ground polygon (all of M-V's) get their blocks in one vectorised
-    # call; the rest one by one.
+    # Buildings with ground polygons (all of M-V's) get their blocks in one vectorised call;
+    # the rest one by one.
     simple = [
         i
         for i, (obj, placed) in enumerate(zip(batch, placed_batch, strict=True))
-        if obj.cls in BLOCK_CLASSES
-        and len(placed.ground_rings) == 1
-        and not placed.mesh.is_empty
+        if obj.cls in BLOCK_CLASSES and placed.ground_rings and not placed.mesh.is_empty
     ]
     blocks = dict(
         zip(
             simple,
             building_blocks(
                 [placed_batch[i].mesh for i in simple],
-                [placed_batch[i].ground_rings[0] for i in simple],
+                [placed_batch[i].ground_rings for i in simple],
                 BLOCK_COLOR,
             ),
             strict=True,

@@ -108,93 +108,138 @@ def importance(mesh: FeatureMesh) -> float:
 
 def building_blocks(
     meshes: list[FeatureMesh],
-    footprints: list[npt.NDArray[np.float64]],
+    footprints: list[list[npt.NDArray[np.float64]]],
     block_color: npt.NDArray[np.uint8],
 ) -> list[tuple[FeatureMesh, float]]:
-    """LoD1 blocks of many buildings at once, each from one footprint ring (local xy, any
-    orientation, no holes), with the same error bound as ``building_block``.
+    """LoD1 blocks of many buildings at once, with an upper bound of each one's Hausdorff
+    distance to the full mesh.
 
-    Vectorised over the batch: this is the hot path for M-V data, where every building has
-    exactly one ground polygon.
+    Each building has one or more footprint rings (its ground polygons in local xy, any
+    orientation, holes ignored). Every ring is extruded from the building's lowest point to
+    the highest roof vertex above that ring, so a main body and a low annex keep their own
+    heights. The error is the deepest a roof vertex dips below the top of its ring's block,
+    or, for eaves outside every ring, their distance to the nearest ring.
+
+    Vectorised over the whole batch: the hot path for M-V data.
     """
-    if not meshes:
-        return []
     n = len(meshes)
-    lengths = np.array([len(f) for f in footprints], dtype=np.int64)
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=starts[1:])
-    ring_of = np.repeat(np.arange(n), lengths)
-    xy = np.concatenate([f[:, :2] for f in footprints])
-    # Counter-clockwise seen from above (shoelace per ring).
-    nxt = np.arange(len(xy)) + 1
-    nxt[starts + lengths - 1] = starts
+    if n == 0:
+        return []
+    ring_building = np.repeat(np.arange(n), [len(f) for f in footprints])
+    rings = [ring for f in footprints for ring in f]
+    lengths = np.array([len(r) for r in rings], dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    ring_of = np.repeat(np.arange(len(rings)), lengths)
+    xy = np.concatenate([r[:, :2] for r in rings])
+    local = np.arange(len(xy)) - starts[ring_of]
+    nxt = np.where(local + 1 < lengths[ring_of], np.arange(len(xy)) + 1, starts[ring_of])
+    # Counter-clockwise seen from above, so that the walls built below face outward.
     shoelace = np.add.reduceat(xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1], starts)
-    cw = shoelace < 0
-    if cw.any():
-        flip_index = np.arange(len(xy))
-        for o in np.flatnonzero(cw):
-            s, k = starts[o], lengths[o]
-            flip_index[s:s + k] = flip_index[s:s + k][::-1]
-        xy = xy[flip_index]
-    lo = np.array([m.vertices.min(axis=0) for m in meshes])
-    hi = np.array([m.vertices.max(axis=0) for m in meshes])
-    z0, z1 = lo[:, 2], hi[:, 2]
-    top = np.column_stack((xy, z1[ring_of]))
-    soup = PolygonSoup(top, starts, lengths, np.arange(n), np.ones(n, dtype=np.int64))
-    caps = triangulate_soup(soup)
-    # Walls: a quad per footprint edge, outward because the ring is counter-clockwise.
-    nxt = np.arange(len(xy)) + 1
-    nxt[starts + lengths - 1] = starts
-    a, b = xy, xy[nxt]
-    zb, zt = z0[ring_of], z1[ring_of]
-    quads = np.stack(
-        (
-            np.column_stack((a, zb)),
-            np.column_stack((b, zb)),
-            np.column_stack((b, zt)),
-            np.column_stack((a, zt)),
-        ),
-        axis=1,
-    )  # (edges, 4, 3)
-    edge = b - a
-    edge_len = np.maximum(np.linalg.norm(edge, axis=1), 1e-12)
-    wall_normal = np.column_stack((edge[:, 1], -edge[:, 0], np.zeros(len(edge)))) / edge_len[:, None]
-    # Errors: how far the roof dips below the block top, and eaves beyond the outline.
-    vertex_counts = np.array([len(m.vertices) for m in meshes])
-    all_vertices = np.concatenate([m.vertices for m in meshes])
-    all_up = np.concatenate([m.normals[:, 2] for m in meshes]) > _ROOF_NORMAL_Z
-    vertex_of = np.repeat(np.arange(n), vertex_counts)
-    v_starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(vertex_counts[:-1], out=v_starts[1:])
-    roof_z = np.where(all_up, all_vertices[:, 2], np.inf)
-    roof_low = np.minimum.reduceat(roof_z, v_starts)
-    roof_low = np.where(np.isfinite(roof_low), roof_low, z1)
+    cw = (shoelace < 0)[ring_of]
+    reverse = starts[ring_of] + lengths[ring_of] - 1 - local
+    xy = xy[np.where(cw, reverse, np.arange(len(xy)))]
+
+    # Roof triangles (facing up) against every ring of their building: a roof triangle's
+    # centroid lies strictly inside the ring below it, even where rings share an edge.
+    counts = np.array([len(m.vertices) for m in meshes])
+    vertices = np.concatenate([m.vertices for m in meshes])
+    v_starts = np.cumsum(counts) - counts
+    z0 = np.minimum.reduceat(vertices[:, 2], v_starts)
+    z1 = np.maximum.reduceat(vertices[:, 2], v_starts)
+    triangles_in = np.concatenate([m.triangles + s for m, s in zip(meshes, v_starts, strict=True)])
+    triangle_of = np.repeat(np.arange(n), [len(m.triangles) for m in meshes])
+    up = np.concatenate([m.normals[:, 2] for m in meshes])[triangles_in[:, 0]] > _ROOF_NORMAL_Z
+    roof = triangles_in[up]
+    roof_building = triangle_of[up]
+    corners = vertices[roof]  # (t, 3, 3)
+    rings_per_building = np.bincount(ring_building, minlength=n)
+    first_ring = np.cumsum(rings_per_building) - rings_per_building
+    repeat = rings_per_building[roof_building]
+    pair_triangle = np.repeat(np.arange(len(roof)), repeat)
+    pair_ring = first_ring[roof_building[pair_triangle]] + (
+        np.arange(len(pair_triangle)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+    )
     polygons = shapely.polygons(shapely.linearrings(xy, indices=ring_of))
-    overhang_each = shapely.distance(polygons[vertex_of], shapely.points(all_vertices[:, :2]))
-    overhang = np.maximum.reduceat(np.nan_to_num(overhang_each, nan=0.0), v_starts)
-    errors = np.maximum(np.maximum(z1 - roof_low, overhang), 0.0)
-    cap_tri_of = caps.triangle_polygon
-    result = []
-    t_bounds = np.searchsorted(cap_tri_of, np.arange(n + 1))
-    for o in range(n):
-        s, k = starts[o], lengths[o]
-        cap = caps.triangles[t_bounds[o]:t_bounds[o + 1]].astype(np.int64) - s
-        ring_top = top[s:s + k]
-        ring_bottom = ring_top.copy()
-        ring_bottom[:, 2] = z0[o]
-        walls = quads[s:s + k].reshape(-1, 3)
-        vertices = np.concatenate((ring_top, ring_bottom, walls))
-        q = 2 * k + 4 * np.arange(k)[:, None]
-        triangles = np.concatenate(
-            (cap, cap[:, [0, 2, 1]] + k, q + [0, 1, 2], q + [0, 2, 3])
-        ).astype(np.uint32)
-        normals = np.concatenate(
-            (
-                np.tile([0.0, 0.0, 1.0], (k, 1)),
-                np.tile([0.0, 0.0, -1.0], (k, 1)),
-                np.repeat(wall_normal[s:s + k], 4, axis=0),
+    centroids = corners.mean(axis=1)
+    inside = shapely.contains_xy(
+        polygons[pair_ring], centroids[pair_triangle, 0], centroids[pair_triangle, 1]
+    )
+    z_top = np.full(len(rings), -np.inf)
+    np.maximum.at(z_top, pair_ring[inside], corners[pair_triangle[inside], :, 2].max(axis=1))
+    z_top = np.where(np.isfinite(z_top), z_top, z1[ring_building])
+    dip = np.zeros(n)
+    np.maximum.at(
+        dip,
+        roof_building[pair_triangle[inside]],
+        z_top[pair_ring[inside]] - corners[pair_triangle[inside], :, 2].min(axis=1),
+    )
+    # Roof triangles over no ring (eaves, overhangs): their reach beyond the nearest ring.
+    covered = np.zeros(len(roof), dtype=bool)
+    covered[pair_triangle[inside]] = True
+    overhang = np.zeros(n)
+    loose = ~covered[pair_triangle]
+    if loose.any():
+        # Per ring the farthest corner, then the nearest ring.
+        pair_reach = np.zeros(int(loose.sum()))
+        for corner in range(3):
+            points = shapely.points(corners[pair_triangle[loose], corner, :2])
+            pair_reach = np.maximum(
+                pair_reach, shapely.distance(polygons[pair_ring[loose]], points)
             )
-        ).astype(np.float32)
-        colors = np.broadcast_to(block_color, (len(vertices), 4))
-        result.append((FeatureMesh(vertices, triangles, normals, colors), float(errors[o])))
+        reach = np.full(len(roof), np.inf)
+        np.minimum.at(reach, pair_triangle[loose], pair_reach)
+        far = np.isfinite(reach)
+        np.maximum.at(overhang, roof_building[far], reach[far])
+    errors = np.maximum(dip, overhang)
+
+    # Extrude every ring: per ring block [top k, bottom k, walls 4k] vertices.
+    block_size = 6 * lengths
+    block_start = np.cumsum(block_size) - block_size
+    top = np.column_stack((xy, z_top[ring_of]))
+    caps = triangulate_soup(
+        PolygonSoup(top, starts, lengths, np.arange(len(rings)), np.ones(len(rings), np.int64))
+    )
+    cap_ring = caps.triangle_polygon
+    cap = caps.triangles.astype(np.int64) + (block_start - starts)[cap_ring][:, None]
+    bottom_cap = cap[:, [0, 2, 1]] + lengths[cap_ring][:, None]
+    b = xy[nxt]
+    zb = z0[ring_building][ring_of]
+    zt = z_top[ring_of]
+    out = np.empty((int(block_size.sum()), 3))
+    base = block_start[ring_of]
+    k = lengths[ring_of]
+    out[base + local] = top
+    out[base + k + local] = np.column_stack((xy, zb))
+    wall = base + 2 * k + 4 * local
+    out[wall] = np.column_stack((xy, zb))
+    out[wall + 1] = np.column_stack((b, zb))
+    out[wall + 2] = np.column_stack((b, zt))
+    out[wall + 3] = np.column_stack((xy, zt))
+    walls = np.concatenate((wall[:, None] + [0, 1, 2], wall[:, None] + [0, 2, 3]))
+    wall_ring = np.concatenate((ring_of, ring_of))
+    normals = np.empty_like(out, dtype=np.float32)
+    normals[base + local] = (0.0, 0.0, 1.0)
+    normals[base + k + local] = (0.0, 0.0, -1.0)
+    edge = b - xy
+    edge /= np.maximum(np.linalg.norm(edge, axis=1), 1e-12)[:, None]
+    wall_normal = np.column_stack((edge[:, 1], -edge[:, 0], np.zeros(len(edge))))
+    for j in range(4):
+        normals[wall + j] = wall_normal
+    triangles = np.concatenate((cap, bottom_cap, walls))
+    triangle_building = ring_building[np.concatenate((cap_ring, cap_ring, wall_ring))]
+    order = np.argsort(triangle_building, kind="stable")
+    triangles, triangle_building = triangles[order], triangle_building[order]
+    t_bounds = np.searchsorted(triangle_building, np.arange(n + 1))
+    ring_bounds = np.append(first_ring, len(rings))
+    v_bounds = np.append(block_start, block_size.sum())[ring_bounds]
+    result = []
+    for o in range(n):
+        v0, v1 = v_bounds[o], v_bounds[o + 1]
+        mesh = FeatureMesh(
+            out[v0:v1],
+            (triangles[t_bounds[o]:t_bounds[o + 1]] - v0).astype(np.uint32),
+            normals[v0:v1],
+            np.broadcast_to(block_color, (v1 - v0, 4)),
+        )
+        result.append((mesh, float(errors[o])))
     return result
