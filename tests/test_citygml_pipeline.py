@@ -319,3 +319,22 @@ def test_cli_info_and_validate(tmp_path):
     glb.write_bytes(glb.read_bytes()[:100])
     result = twin("validate", str(out))
     assert result.returncode == 1
+
+
+def test_parallel_shards_give_identical_bytes(tmp_path, monkeypatch):
+    """Reading in many shards on two worker processes changes nothing in the output."""
+    import twin.pipeline.citygml as pipeline
+
+    gml = ROOT / "scenes/data/LoD2_33_312_5998_2_MV.gml"
+    whole = tmp_path / "whole"
+    build_citygml([gml], whole, CityGMLOptions(max_features_per_tile=40, workers=1))
+    monkeypatch.setattr(pipeline, "_SHARD_BYTES", 150_000)
+    from twin.readers.citygml import plan_shards
+
+    assert len(plan_shards(gml, 150_000)) >= 6
+    sharded = tmp_path / "sharded"
+    report = build_citygml([gml], sharded, CityGMLOptions(max_features_per_tile=40, workers=2))
+    assert report.features == 120
+    for path in sorted(whole.rglob("*")):
+        if path.is_file() and path.name != "build-report.json":
+            assert path.read_bytes() == (sharded / path.relative_to(whole)).read_bytes(), path
