@@ -411,7 +411,8 @@ def _write_tileset(
     assert frame.origin is not None
     root["transform"] = column_major(enu_to_ecef_matrix(frame.origin))
     root["refine"] = "REPLACE"
-    diagonal = float(np.linalg.norm(records[:, 5:8] - records[:, 2:5], axis=1).max())
+    box = root["boundingVolume"]["box"]
+    diagonal = 2.0 * float(np.linalg.norm([box[3], box[7], box[11]]))
     provenance = {
         "generator": GENERATOR,
         "source_crs": report.source_crs,
@@ -420,7 +421,9 @@ def _write_tileset(
         "sources": [Path(p).name for p in report.inputs],
         "attribution": options.attribution,
     }
-    # If not even the root is drawn, the error is as large as the largest feature.
+    # Not drawing the tileset at all leaves out everything in the root's box: declaring its
+    # diagonal makes clients show the LoD1 overview whenever the tileset is in view, rather
+    # than nothing from a few kilometres away.
     document = tileset_document(
         root, round(max(root["geometricError"], diagonal), 3), schema, provenance
     )
