@@ -29,7 +29,15 @@ import numpy.typing as npt
 
 from twin import GENERATOR
 
-__all__ = ["MeshContent", "PropertyTable", "write_glb", "z_up_to_y_up"]
+__all__ = [
+    "MeshContent",
+    "PointContent",
+    "PropertyAttribute",
+    "PropertyTable",
+    "write_glb",
+    "write_points_glb",
+    "z_up_to_y_up",
+]
 
 # glTF constants (glTF 2.0 spec, "accessor.componentType", "bufferView.target", "primitive.mode").
 _FLOAT = 5126
@@ -493,3 +501,240 @@ def _glb_bytes(gltf: dict[str, Any], bin_data: bytes) -> bytes:
             bin_data,
         ]
     )
+
+
+# --- point clouds ------------------------------------------------------------------------------
+
+_COMPONENT_TYPES: dict[str, int] = {
+    "i1": 5120,
+    "u1": _UNSIGNED_BYTE,
+    "i2": 5122,
+    "u2": _UNSIGNED_SHORT,
+    "u4": _UNSIGNED_INT,
+    "f4": _FLOAT,
+}
+"""numpy dtype kind+size -> glTF componentType of vertex attributes."""
+_VERTEX_ALIGNMENT = 4
+"""glTF: every element of a vertex attribute starts on a 4-byte boundary (byteStride)."""
+_MAX_UINT16 = 65535
+
+
+@dataclass
+class PointContent:
+    """One POINTS primitive of tile content, in the Z-up tile frame, relative to ``origin``."""
+
+    positions: npt.NDArray[np.float64] | None
+    """(n, 3) metres in the 3D Tiles frame (Z-up), relative to ``origin``; None when
+    ``quantized`` holds them."""
+    origin: npt.NDArray[np.float64]
+    """(3,) in the tile frame (Z-up); written as the glTF node translation (Y-up)."""
+    colors: npt.NDArray[np.uint8] | None = None
+    """(n, 3) linear RGB bytes (glTF COLOR_0 is linear), or None; (n, 4) when the caller
+    already padded each colour to 4 bytes (the 4th byte is stored but not used)."""
+    attributes: dict[str, npt.NDArray[Any]] | None = None
+    """Extra scalar vertex attributes by semantic (``_CLASSIFICATION``...), uint8/uint16/
+    int8/int16/float32."""
+    quantization_step: float | None = None
+    """If given, positions are stored as UNSIGNED_SHORT (KHR_mesh_quantization) with at most
+    this step (m), when the extent fits 65535 steps; else, and if None, as FLOAT."""
+    quantized: npt.NDArray[np.uint16] | None = None
+    """(n, 3) positions already quantized by the caller: Z-up steps of ``quantization_step``
+    from ``origin`` (exact integer arithmetic upstream; ``positions`` is then ignored)."""
+
+
+@dataclass
+class PropertyAttribute:
+    """EXT_structural_metadata property attribute: class properties stored as vertex
+    attributes (property id -> attribute semantic)."""
+
+    class_name: str
+    properties: dict[str, str]
+
+
+def write_points_glb(
+    points: PointContent,
+    *,
+    schema: dict[str, Any] | None = None,
+    property_attribute: PropertyAttribute | None = None,
+    generator: str = GENERATOR,
+) -> bytes:
+    """Encode a point cloud as a byte-stable GLB: one POINTS primitive, unlit material,
+    positions quantized when asked (KHR_mesh_quantization), per-point properties as
+    EXT_structural_metadata property attributes."""
+    if points.quantized is not None:
+        positions = np.asarray(points.quantized)
+        if positions.dtype != np.uint16 or not points.quantization_step:
+            raise ValueError("quantized positions must be uint16 with a quantization_step")
+    else:
+        positions = np.asarray(points.positions, dtype=np.float64)
+        if not np.isfinite(positions).all():
+            raise ValueError("positions contain NaN or infinite values")
+    if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] == 0:
+        raise ValueError(f"positions must be a non-empty (n, 3) array, got shape {positions.shape}")
+    n = positions.shape[0]
+    origin = np.asarray(points.origin, dtype=np.float64)
+    if origin.shape != (3,) or not np.isfinite(origin).all():
+        raise ValueError(f"origin must be 3 finite numbers, got {points.origin!r}")
+    if property_attribute is not None and schema is None:
+        raise ValueError("a property attribute needs the metadata schema that defines its class")
+
+    binary = _BinaryBuilder()
+    accessors = _AccessorBuilder(binary)
+    extensions_used = {"KHR_materials_unlit"}
+    extensions_required: set[str] = set()
+    node: dict[str, Any] = {"mesh": 0}
+    if points.quantized is not None:
+        assert points.quantization_step is not None
+        step = float(points.quantization_step)
+        # Y-up (x, z, -y): the third axis counts down from the largest y step.
+        y_top = int(positions[:, 1].max())
+        values = np.empty((n, 3), dtype="<u2")
+        values[:, 0] = positions[:, 0]
+        values[:, 1] = positions[:, 2]
+        np.subtract(y_top, positions[:, 1], out=values[:, 2], casting="unsafe")
+        quantized = (values, np.array([0.0, 0.0, -y_top * step]), step)
+        y_up = None
+    else:
+        y_up = z_up_to_y_up(positions)
+        quantized = _quantize(y_up, points.quantization_step)
+    if quantized is not None:
+        values, lo, step = quantized
+        position = _strided_accessor(accessors, values, _UNSIGNED_SHORT, "VEC3", min_max=True)
+        node["translation"] = [float(v) for v in z_up_to_y_up(origin) + lo]
+        node["scale"] = [step, step, step]
+        extensions_used.add("KHR_mesh_quantization")
+        extensions_required.add("KHR_mesh_quantization")
+    else:
+        assert y_up is not None
+        position = accessors.add(
+            y_up.astype("<f4"),
+            component_type=_FLOAT,
+            accessor_type="VEC3",
+            target=_ARRAY_BUFFER,
+            min_max=True,
+        )
+        node["translation"] = [float(v) for v in z_up_to_y_up(origin)]
+    attributes: dict[str, int] = {"POSITION": position}
+    if points.colors is not None:
+        colors = np.asarray(points.colors)
+        if colors.shape not in ((n, 3), (n, 4)) or colors.dtype != np.uint8:
+            raise ValueError(f"colors must be a uint8 array of shape ({n}, 3) or ({n}, 4)")
+        attributes["COLOR_0"] = _strided_accessor(
+            accessors, colors, _UNSIGNED_BYTE, "VEC3", normalized=True, components=3
+        )
+    for semantic, values in sorted((points.attributes or {}).items()):
+        if not semantic.startswith("_"):
+            raise ValueError(f"custom attribute {semantic!r} must start with '_' (glTF 2.0)")
+        array = np.asarray(values)
+        key = f"{array.dtype.kind}{array.dtype.itemsize}"
+        if array.shape != (n,) or key not in _COMPONENT_TYPES:
+            raise ValueError(
+                f"attribute {semantic!r} must be a ({n},) array of int8/uint8/int16/uint16/"
+                f"uint32/float32, got {array.dtype} {array.shape}"
+            )
+        attributes[semantic] = _strided_accessor(
+            accessors, array.astype(array.dtype.newbyteorder("<")), _COMPONENT_TYPES[key],
+            "SCALAR",
+        )
+
+    primitive: dict[str, Any] = {"attributes": attributes, "material": 0, "mode": _MODE_POINTS}
+    root_extensions: dict[str, Any] = {}
+    if schema is not None:
+        metadata: dict[str, Any] = {"schema": schema}
+        if property_attribute is not None:
+            definitions = _schema_properties(schema, property_attribute.class_name)
+            properties: dict[str, Any] = {}
+            for pid, semantic in property_attribute.properties.items():
+                if pid not in definitions:
+                    raise ValueError(
+                        f"property {pid!r} is not in class {property_attribute.class_name!r}"
+                    )
+                if semantic not in attributes:
+                    raise ValueError(f"property {pid!r} names a missing attribute {semantic!r}")
+                properties[pid] = {"attribute": semantic}
+            metadata["propertyAttributes"] = [
+                {"class": property_attribute.class_name, "properties": properties}
+            ]
+            primitive["extensions"] = {"EXT_structural_metadata": {"propertyAttributes": [0]}}
+        root_extensions["EXT_structural_metadata"] = metadata
+        extensions_used.add("EXT_structural_metadata")
+
+    bin_data = binary.data()
+    gltf: dict[str, Any] = {"asset": {"generator": generator, "version": "2.0"}}
+    gltf["extensionsUsed"] = sorted(extensions_used)
+    if extensions_required:
+        gltf["extensionsRequired"] = sorted(extensions_required)
+    gltf["scene"] = 0
+    gltf["scenes"] = [{"nodes": [0]}]
+    gltf["nodes"] = [node]
+    gltf["meshes"] = [{"primitives": [primitive]}]
+    gltf["materials"] = [_material(points=True, blend=False)]
+    gltf["accessors"] = accessors.accessors
+    gltf["bufferViews"] = binary.buffer_views
+    gltf["buffers"] = [{"byteLength": len(bin_data)}]
+    if root_extensions:
+        gltf["extensions"] = root_extensions
+    return _glb_bytes(gltf, bin_data)
+
+
+def _quantize(
+    y_up: npt.NDArray[np.float64], step: float | None
+) -> tuple[npt.NDArray[np.uint16], npt.NDArray[np.float64], float] | None:
+    """UNSIGNED_SHORT positions, their offset and step, or None if the extent needs more."""
+    if step is None or not step > 0.0:
+        return None
+    lo = y_up.min(axis=0)
+    extent = float((y_up.max(axis=0) - lo).max())
+    # The smallest step that spans the extent, if it is within the allowed step: finer is free.
+    used = max(extent / _MAX_UINT16, 1e-9)
+    if used > step:
+        return None
+    # A float32 scale in the shaders: use a step float32 represents exactly.
+    used = float(np.float32(used * (1.0 + 1e-6)))
+    values = np.rint((y_up - lo) / used)
+    np.clip(values, 0, _MAX_UINT16, out=values)
+    return values.astype("<u2"), lo, used
+
+
+def _strided_accessor(
+    accessors: _AccessorBuilder,
+    values: npt.NDArray[Any],
+    component_type: int,
+    accessor_type: str,
+    *,
+    normalized: bool = False,
+    min_max: bool = False,
+    components: int | None = None,
+) -> int:
+    """A vertex accessor whose elements are padded to a multiple of 4 bytes (byteStride);
+    ``components`` < the array's columns means the extra columns are padding already."""
+    array = np.ascontiguousarray(values)
+    n = array.shape[0]
+    flat = array.reshape(n, -1)
+    used = components or flat.shape[1]
+    element = used * array.dtype.itemsize
+    stride = -element % _VERTEX_ALIGNMENT + element
+    if used < flat.shape[1]:
+        if flat.shape[1] * array.dtype.itemsize != stride:
+            raise ValueError(f"{flat.shape[1]} columns are not {used} padded to {stride} bytes")
+        payload = flat.tobytes()
+        flat = flat[:, :used]
+    elif stride != element:
+        padded = np.zeros((n, stride // array.dtype.itemsize), dtype=array.dtype)
+        padded[:, : flat.shape[1]] = flat
+        payload = padded.tobytes()
+    else:
+        payload = flat.tobytes()
+    view = accessors.binary.add_view(payload, target=_ARRAY_BUFFER)
+    if stride != element:
+        accessors.binary.buffer_views[view]["byteStride"] = stride
+    accessor: dict[str, Any] = {"bufferView": view, "componentType": component_type}
+    if normalized:
+        accessor["normalized"] = True
+    accessor["count"] = int(n)
+    accessor["type"] = accessor_type
+    if min_max:
+        accessor["max"] = [_json_number(v) for v in flat.max(axis=0)]
+        accessor["min"] = [_json_number(v) for v in flat.min(axis=0)]
+    accessors.accessors.append(accessor)
+    return len(accessors.accessors) - 1
