@@ -622,16 +622,27 @@ def _horizontal_transformer(source: SourceCRS) -> pyproj.Transformer:
         geodetic = _unbound(horizontal).geodetic_crs
         assert geodetic is not None
         target = geodetic.to_2d() if len(geodetic.axis_info) == 3 else geodetic
-    else:
-        target = pyproj.CRS.from_epsg(4258)
+        return _exact_transformer(horizontal, target, source)
+    # Other datums: to ETRS89 where PROJ knows a way (DHDN, RGF93, ...), else to WGS 84
+    # (NAD83 and its realisations have registered transformations only to WGS 84).
+    try:
+        return _exact_transformer(horizontal, pyproj.CRS.from_epsg(4258), source)
+    except CRSError:
+        return _exact_transformer(horizontal, pyproj.CRS.from_epsg(4326), source)
+
+
+def _exact_transformer(
+    horizontal: pyproj.CRS, target: pyproj.CRS, source: SourceCRS
+) -> pyproj.Transformer:
+    """A transformer that is not PROJ's ballpark guess, or CRSError."""
     try:
         transformer = pyproj.Transformer.from_crs(
             horizontal, target, always_xy=True, allow_ballpark=False
         )
     except ProjError:
         raise CRSError(
-            f"no exact transformation from {source.label!r} to ETRS89 (PROJ has none without "
-            f"a ballpark guess): {CRS_HINT}"
+            f"no exact transformation from {source.label!r} to ETRS89/WGS 84 (PROJ has none "
+            f"without a ballpark guess): {CRS_HINT}"
         ) from None
     if "ballpark" in transformer.description.lower():
         raise CRSError(f"only a ballpark transformation exists for {source.label!r}: {CRS_HINT}")
