@@ -40,8 +40,9 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from tools import build, info, validate
+    from tools import build, build_lidar, info, validate
 
+    build.build.add_command(build_lidar.build_lidar_command)
     cli.add_command(build.build)
     cli.add_command(info.info)
     cli.add_command(validate.validate)

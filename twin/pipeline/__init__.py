@@ -5,5 +5,15 @@ One module per source kind; tools and the server call these functions and nothin
 
 from twin.pipeline.citygml import BuildReport, CityGMLOptions, build_citygml
 from twin.pipeline.common import LocalFrame, Progress
+from twin.pipeline.lidar import LidarBuildReport, LidarOptions, build_lidar
 
-__all__ = ["BuildReport", "CityGMLOptions", "LocalFrame", "Progress", "build_citygml"]
+__all__ = [
+    "BuildReport",
+    "CityGMLOptions",
+    "LidarBuildReport",
+    "LidarOptions",
+    "LocalFrame",
+    "Progress",
+    "build_citygml",
+    "build_lidar",
+]
