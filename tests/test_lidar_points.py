@@ -401,3 +401,20 @@ def test_points_render_in_cesium(mv_tileset, render_tileset):
     pixels = result.image[mask].astype(int)
     # Rolling terrain, trees and roofs in the generator's colours: not one flat colour.
     assert pixels.std(axis=0).max() > 10
+
+
+@pytest.mark.browser
+def test_lidar_terrain_renders_in_cesium(mv_laz, tmp_path, render_tileset):
+    """A DTM built from the generated M-V-style LAZ covers the view from above."""
+    out = tmp_path / "terrain"
+    report = build_lidar([mv_laz], out, LidarOptions(workers=1, mode="terrain", cell=2.0))
+    assert report.terrain_tiles >= 1
+    result = render_tileset(out, pitch=-89)
+    assert result.ok, result.summary()
+    assert result.external_requests == []
+    h, w, _ = result.image.shape
+    centre = result.content_mask()[h // 3: 2 * h // 3, w // 3: 2 * w // 3]
+    assert centre.mean() > 0.95, result.summary()  # ground everywhere under the camera
+    pixels = result.image[h // 3: 2 * h // 3, w // 3: 2 * w // 3].reshape(-1, 3).astype(int)
+    # Shaded terrain colour (green over red and blue on average), not one flat fill.
+    assert pixels[:, 1].mean() > pixels[:, 2].mean() and pixels.std(axis=0).max() > 2
