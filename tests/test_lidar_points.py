@@ -418,3 +418,17 @@ def test_lidar_terrain_renders_in_cesium(mv_laz, tmp_path, render_tileset):
     pixels = result.image[h // 3: 2 * h // 3, w // 3: 2 * w // 3].reshape(-1, 3).astype(int)
     # Shaded terrain colour (green over red and blue on average), not one flat fill.
     assert pixels[:, 1].mean() > pixels[:, 2].mean() and pixels.std(axis=0).max() > 2
+
+
+def test_dsm_stands_above_dtm(mv_laz, tmp_path):
+    """--dsm keeps roofs and trees: its surface is above the DTM where buildings stand."""
+    heights = {}
+    for name, dsm in (("dtm", False), ("dsm", True)):
+        out = tmp_path / name
+        report = build_lidar([mv_laz], out, LidarOptions(workers=1, mode="terrain", cell=2.0,
+                                                         dsm=dsm))
+        assert report.terrain_surface.startswith(name)
+        leaves = [t for t in decoded_tiles(out) if "children" not in t[0]]
+        heights[name] = np.concatenate([t[1].positions[:, 2] for t in leaves])  # local up
+        assert validate_tileset(out).ok
+    assert heights["dsm"].max() > heights["dtm"].max() + 3.0  # roofs of 4-20 m buildings

@@ -48,6 +48,10 @@ def _classes(text: str | None) -> tuple[int, ...] | None:
     help="Terrain grid cell size in metres.",
 )
 @click.option(
+    "--dsm", is_flag=True,
+    help="Terrain as a surface model (highest return per cell: roofs, trees) instead of a DTM.",
+)
+@click.option(
     "--workers", type=click.IntRange(1, 64), default=None,
     help="Worker processes [default: one per CPU core].",
 )
@@ -71,6 +75,7 @@ def build_lidar_command(
     mode: str,
     classes: str | None,
     cell: float,
+    dsm: bool,
     workers: int | None,
     memory_budget: str,
     max_points_per_tile: int,
@@ -90,6 +95,7 @@ def build_lidar_command(
         geoid=geoid,
         classes=_classes(classes),
         cell=cell,
+        dsm=dsm,
         workers=workers,
         memory_budget=budget,
         max_points_per_tile=max_points_per_tile,

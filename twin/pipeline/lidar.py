@@ -123,6 +123,8 @@ class LidarOptions:
     """Keep only these ASPRS classes (points and terrain); None keeps all."""
     cell: float = 1.0
     """Terrain grid cell (m)."""
+    dsm: bool = False
+    """Terrain as a surface model (highest return per cell) instead of the ground (DTM)."""
     workers: int | None = None
     """Worker processes; None: one per CPU core."""
     memory_budget: int = DEFAULT_MEMORY_BUDGET
@@ -156,6 +158,10 @@ class LidarBuildReport:
     terrain_tiles: int = 0
     terrain_bytes: int = 0
     terrain_cells: int = 0
+    terrain_surface: str = ""
+    """"dtm (classes 2)", "dtm (lowest-point filter (PMF))" or "dsm"."""
+    terrain_filled_fraction: float = 0.0
+    """Share of terrain cells without points, filled by interpolation (water, buildings)."""
     workers: int = 1
     memory_budget: int = 0
     cell_points: int = 0
@@ -695,7 +701,9 @@ def _build_terrain(
     mins = np.min([i.header.mins for i in inputs], axis=0)
     maxs = np.max([i.header.maxs for i in inputs], axis=0)
     builder = TerrainGridBuilder(
-        (float(mins[0]), float(mins[1]), float(maxs[0]), float(maxs[1])), options.cell
+        (float(mins[0]), float(mins[1]), float(maxs[0]), float(maxs[1])),
+        options.cell,
+        surface="dsm" if options.dsm else "dtm",
     )
     keep = None
     if options.classes is not None:
@@ -711,6 +719,10 @@ def _build_terrain(
             builder.add(chunk.x, chunk.y, z, chunk.classification)
     grid = builder.finish()
     report.terrain_cells = int(grid.heights.size)
+    report.terrain_surface = grid.surface + (
+        f" ({grid.ground_filter})" if grid.ground_filter else ""
+    )
+    report.terrain_filled_fraction = round(float(grid.filled.mean()), 4)
     first = inputs[0]
     exact = frame.to_local(first.transformer)
     prefix = "terrain/" if options.mode == "both" else "tiles/"
