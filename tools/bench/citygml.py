@@ -33,7 +33,8 @@ for _, el in etree.iterparse(sys.argv[1], events=("end",), resolve_entities=Fals
         n += 1
     el.clear()
 import resource
-peak = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+peak = max(resource.getrusage(who).ru_maxrss
+           for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 print(n, time.perf_counter() - t, peak)
 """
 

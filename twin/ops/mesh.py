@@ -163,7 +163,11 @@ def surface_samples(vertices: Float64Array, triangles: IndexArray, spacing: floa
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
     pts = [vertices, (a + b) / 2, (b + c) / 2, (c + a) / 2, (a + b + c) / 3]
     longest = np.maximum.reduce(
-        [np.linalg.norm(b - a, axis=1), np.linalg.norm(c - b, axis=1), np.linalg.norm(a - c, axis=1)]
+        [
+            np.linalg.norm(b - a, axis=1),
+            np.linalg.norm(c - b, axis=1),
+            np.linalg.norm(a - c, axis=1),
+        ]
     )
     big = longest > spacing
     if big.any():

@@ -235,7 +235,8 @@ def triangulate_soup(soup: PolygonSoup) -> SoupTriangulation:
     pos = np.arange(len(ext_index)) - ring_offset[ring_of]
     nxt = np.where(pos + 1 < lengths[ring_of], np.arange(len(ext_index)) + 1,
                    ring_offset[ring_of])
-    prv = np.where(pos > 0, np.arange(len(ext_index)) - 1, ring_offset[ring_of] + lengths[ring_of] - 1)
+    last = ring_offset[ring_of] + lengths[ring_of] - 1
+    prv = np.where(pos > 0, np.arange(len(ext_index)) - 1, last)
     turn = (px - px[prv]) * (py[nxt] - py) - (py - py[prv]) * (px[nxt] - px)
     scale = (size[ring_of] ** 2) * 1e-9
     concave_corner = turn < -scale
@@ -266,7 +267,8 @@ def triangulate_soup(soup: PolygonSoup) -> SoupTriangulation:
             degenerate[p] = True
             continue
         a, b, c = flat[tris[:, 0]], flat[tris[:, 1]], flat[tris[:, 2]]
-        cw = ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])) < 0
+        ab, ac = b - a, c - a
+        cw = (ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0]) < 0
         tris[cw] = tris[cw][:, [0, 2, 1]]
         tri_parts.append(idx[tris].astype(np.uint32))
         poly_parts.append(np.full(len(tris), p, dtype=np.int64))

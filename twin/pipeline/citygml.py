@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -187,6 +187,8 @@ def build_citygml(
     return report
 
 
+_Result = TypeVar("_Result")
+
 _BATCH = 256
 """City objects triangulated and placed together (vectorised numpy work per batch)."""
 
@@ -261,8 +263,8 @@ def _ingest(
 
 
 def _map_in_order(
-    function: Callable[..., _ShardResult], jobs: list[tuple[Any, ...]], workers: int
-) -> Iterator[_ShardResult]:
+    function: Callable[..., _Result], jobs: list[tuple[Any, ...]], workers: int
+) -> Iterator[_Result]:
     """Run jobs in a process pool, at most two per worker in flight, yielding in job order."""
     if workers <= 1:
         for job in jobs:
@@ -272,7 +274,7 @@ def _map_in_order(
     # Import the pipeline once in the fork server rather than in every worker.
     context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future[_ShardResult]] = deque()
+        pending: deque[Future[_Result]] = deque()
         queue = iter(jobs)
         for job in itertools.islice(queue, 2 * workers):
             pending.append(pool.submit(function, *job))
@@ -436,7 +438,8 @@ def _write_tileset(
 
 
 class _TileWriter:
-    """Writes the GLB of every node, children first, and returns the tile JSON tree."""
+    """Chooses every node's content, writes the GLBs (in worker processes when there are
+    many), and returns the tile JSON tree with boxes that hold content and children."""
 
     def __init__(
         self,
@@ -457,21 +460,51 @@ class _TileWriter:
         self.bytes = 0
         self.depth = 0
 
-    def write(self, node: TileNode) -> Tile:
-        """Write ``node`` and its subtree; return its tile object."""
-        self.depth = max(self.depth, node.level)
-        children = [self.write(child) for child in node.children]
-        if node.is_leaf:
-            shown, error = node.features, 0.0
-        else:
-            shown, error = self._parent_selection(node.features)
-            error = max([error] + [c["geometricError"] for c in children])
-        lo, hi = self._write_content(node, shown, proxy=not node.is_leaf)
+    def write(self, root: TileNode) -> Tile:
+        """Write every node's content; return the root tile object."""
+        nodes = root.walk()
+        self.depth = max(n.level for n in nodes)
+        errors: dict[str, float] = {}
+        jobs: list[tuple[str, npt.NDArray[np.int64], bool]] = []
+        for node in reversed(nodes):  # children before parents
+            if node.is_leaf:
+                shown, error = node.features, 0.0
+            else:
+                shown, error = self._parent_selection(node.features)
+                error = max([error] + [errors[c.address] for c in node.children])
+            errors[node.address] = error
+            jobs.append((node.address, shown, not node.is_leaf))
+        jobs.reverse()
+        # A few tiles per task: the schema and property list travel once per task.
+        per_task = max(1, len(jobs) // (8 * max(1, self.options.workers or os.cpu_count() or 1)))
+        tasks = [
+            (self.store.directory, self.staging / "tiles", jobs[i:i + per_task],
+             self.properties, self.schema)
+            for i in range(0, len(jobs), per_task)
+        ]
+        workers = self.options.workers or os.cpu_count() or 1
+        bounds: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = {}
+        for written in _map_in_order(_write_tiles, tasks, workers if len(jobs) > 16 else 1):
+            for address, lo, hi, size in written:
+                bounds[address] = (lo, hi)
+                self.tiles += 1
+                self.bytes += size
+        return self._tile(root, errors, bounds)
+
+    def _tile(
+        self,
+        node: TileNode,
+        errors: dict[str, float],
+        bounds: dict[str, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]],
+    ) -> Tile:
+        children = [self._tile(child, errors, bounds) for child in node.children]
+        lo, hi = bounds[node.address]
         for child in children:
             box = child["boundingVolume"]["box"]
             c = np.array(box[:3])
             half = np.array([box[3], box[7], box[11]])
             lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
+        error = errors[node.address]
         tile: Tile = {
             "boundingVolume": box_from_bounds(lo, hi),
             "geometricError": round(float(error), 3) if error else 0.0,
@@ -501,53 +534,68 @@ class _TileWriter:
         error = max(float(self.records[shown, 8].max()), dropped_size)
         return np.sort(shown), error
 
-    def _write_content(
-        self, node: TileNode, features: npt.NDArray[np.int64], *, proxy: bool
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        meshes = [self.store.mesh(int(i), proxy=proxy) for i in features]
-        counts = [len(m.vertices) for m in meshes]
-        vertices = np.concatenate([m.vertices for m in meshes])
-        offsets = np.cumsum([0] + counts[:-1]).astype(np.uint32)
-        triangles = np.concatenate(
-            [m.triangles + off for m, off in zip(meshes, offsets, strict=True)]
-        )
-        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-        origin = np.round((lo + hi) / 2.0, 2)
-        content = MeshContent(
-            positions=vertices - origin,
-            normals=np.concatenate([m.normals for m in meshes]),
-            colors=np.concatenate([m.colors for m in meshes]),
-            feature_ids=np.repeat(np.arange(len(meshes), dtype=np.uint32), counts),
-            indices=triangles,
-            origin=origin,
-        )
-        data = write_glb(
-            content,
-            schema=self.schema,
-            table=PropertyTable(FEATURE_CLASS, self._columns(features)),
-            generator=GENERATOR,
-        )
-        (self.staging / "tiles" / f"{node.address}.glb").write_bytes(data)
-        self.tiles += 1
-        self.bytes += len(data)
-        return lo, hi
 
-    def _columns(self, features: npt.NDArray[np.int64]) -> dict[str, Any]:
-        infos = [self.store.info(int(i)) for i in features]
-        columns: dict[str, Any] = {
-            "gml_id": [f.gml_id for f in infos],
-            "citygml_class": [f.cls for f in infos],
-        }
-        for name, (pid, prop) in self.properties.items():
-            values = [f.attributes.get(name) for f in infos]
-            if prop["type"] == "STRING":
-                columns[pid] = ["" if v is None else str(v) for v in values]
-            elif prop["componentType"] == "INT32":
-                columns[pid] = np.array(
-                    [INT32_NO_DATA if v is None else v for v in values], dtype=np.int32
-                )
-            else:
-                columns[pid] = np.array(
-                    [FLOAT64_NO_DATA if v is None else v for v in values], dtype=np.float64
-                )
-        return columns
+def _write_tiles(
+    store_directory: Path,
+    tiles_directory: Path,
+    jobs: list[tuple[str, npt.NDArray[np.int64], bool]],
+    properties: dict[str, tuple[str, dict[str, Any]]],
+    schema: dict[str, Any],
+) -> list[tuple[str, npt.NDArray[np.float64], npt.NDArray[np.float64], int]]:
+    """Write the GLBs of some tiles; (address, content min, content max, bytes) of each."""
+    store = FeatureStore.open(store_directory)
+    try:
+        written = []
+        for address, features, proxy in jobs:
+            meshes = [store.mesh(int(i), proxy=proxy) for i in features]
+            counts = [len(m.vertices) for m in meshes]
+            vertices = np.concatenate([m.vertices for m in meshes])
+            offsets = np.cumsum([0] + counts[:-1]).astype(np.uint32)
+            triangles = np.concatenate(
+                [m.triangles + off for m, off in zip(meshes, offsets, strict=True)]
+            )
+            lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+            origin = np.round((lo + hi) / 2.0, 2)
+            content = MeshContent(
+                positions=vertices - origin,
+                normals=np.concatenate([m.normals for m in meshes]),
+                colors=np.concatenate([m.colors for m in meshes]),
+                feature_ids=np.repeat(np.arange(len(meshes), dtype=np.uint32), counts),
+                indices=triangles,
+                origin=origin,
+            )
+            infos = [store.info(int(i)) for i in features]
+            data = write_glb(
+                content,
+                schema=schema,
+                table=PropertyTable(FEATURE_CLASS, _columns(infos, properties)),
+                generator=GENERATOR,
+            )
+            (tiles_directory / f"{address}.glb").write_bytes(data)
+            written.append((address, lo, hi, len(data)))
+        return written
+    finally:
+        store.close()
+
+
+def _columns(
+    infos: list[FeatureInfo], properties: dict[str, tuple[str, dict[str, Any]]]
+) -> dict[str, Any]:
+    """The property table of a tile's features, typed by the schema."""
+    columns: dict[str, Any] = {
+        "gml_id": [f.gml_id for f in infos],
+        "citygml_class": [f.cls for f in infos],
+    }
+    for name, (pid, prop) in properties.items():
+        values = [f.attributes.get(name) for f in infos]
+        if prop["type"] == "STRING":
+            columns[pid] = ["" if v is None else str(v) for v in values]
+        elif prop["componentType"] == "INT32":
+            columns[pid] = np.array(
+                [INT32_NO_DATA if v is None else v for v in values], dtype=np.int32
+            )
+        else:
+            columns[pid] = np.array(
+                [FLOAT64_NO_DATA if v is None else v for v in values], dtype=np.float64
+            )
+    return columns

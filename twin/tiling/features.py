@@ -79,7 +79,13 @@ class FeatureStore:
             self._geometry.write(np.ascontiguousarray(mesh.normals, dtype=np.float32).tobytes())
             self._geometry.write(np.ascontiguousarray(mesh.colors, dtype=np.uint8).tobytes())
         self._mesh_offsets.append(
-            (start, len(full.vertices), len(full.triangles), len(proxy.vertices), len(proxy.triangles))
+            (
+                start,
+                len(full.vertices),
+                len(full.triangles),
+                len(proxy.vertices),
+                len(proxy.triangles),
+            )
         )
         line = json.dumps(
             {"id": info.gml_id, "cls": info.cls, "a": info.attributes},
@@ -94,9 +100,31 @@ class FeatureStore:
         return len(self._records) - 1
 
     def finish(self) -> None:
-        """Flush writes; the store is read-only afterwards."""
+        """Flush writes and save the index; the store is read-only afterwards and other
+        processes can open it with ``FeatureStore.open``."""
         self._geometry.flush()
         self._attributes.flush()
+        np.savez(
+            self.directory / "index.npz",
+            mesh_offsets=np.asarray(self._mesh_offsets, dtype=np.int64).reshape(-1, 5),
+            attribute_offsets=np.asarray(self._attribute_offsets, dtype=np.int64).reshape(-1, 2),
+        )
+
+    @classmethod
+    def open(cls, directory: Path) -> FeatureStore:
+        """Open a finished store read-only (in a worker process, say)."""
+        store = cls.__new__(cls)
+        store.directory = directory
+        store._geometry = open(directory / "geometry.bin", "rb")  # noqa: SIM115
+        store._attributes = open(directory / "attributes.jsonl", "rb")  # noqa: SIM115
+        with np.load(directory / "index.npz") as index:
+            store._mesh_offsets = [tuple(int(v) for v in row) for row in index["mesh_offsets"]]
+            store._attribute_offsets = [
+                (int(a), int(b)) for a, b in index["attribute_offsets"]
+            ]
+        store._records = []
+        store._sizes = []
+        return store
 
     def close(self) -> None:
         """Close the files (the directory is the caller's to remove)."""
