@@ -43,7 +43,7 @@ from twin.ops.cityobject import BLOCK_COLOR, mesh_city_objects
 from twin.ops.mesh import FeatureMesh
 from twin.pipeline.common import LocalFrame, Progress
 from twin.readers.citygml import CityGMLReader, plan_shards
-from twin.tiling.features import FeatureInfo, FeatureStore
+from twin.tiling.features import EncodedFeatures, FeatureInfo, FeatureStore, encode_features
 from twin.tiling.lod import BLOCK_CLASSES, building_blocks, feature_proxy, importance
 from twin.tiling.tileset import (
     FEATURE_CLASS,
@@ -197,21 +197,11 @@ _SHARD_BYTES = 8 << 20
 
 
 @dataclass(slots=True)
-class _Feature:
-    """One ingested feature as a worker hands it back."""
-
-    info: FeatureInfo
-    full: FeatureMesh
-    proxy: FeatureMesh
-    proxy_error: float
-    importance: float
-
-
-@dataclass(slots=True)
 class _ShardResult:
     """Everything a worker made of one shard, in file order."""
 
-    features: list[_Feature]
+    features: EncodedFeatures
+    attribute_types: dict[str, set[type]]
     read_report: ReadReport
     degenerate_rings: int = 0
     flipped_shells: int = 0
@@ -244,12 +234,9 @@ def _ingest(
     for result in _map_in_order(
         _ingest_shard, [(path, shard, options, origin) for path, shard in jobs], workers
     ):
-        for feature in result.features:
-            catalogue.add(feature.info.attributes)
-            store.append(
-                feature.info, feature.full, feature.proxy, feature.proxy_error, feature.importance
-            )
-            report.triangles += len(feature.full.triangles)
+        store.append_encoded(result.features)
+        catalogue.merge(result.attribute_types)
+        report.triangles += sum(mesh[2] for mesh in result.features.meshes)
         report.merge_read_report(result.read_report)
         report.degenerate_rings += result.degenerate_rings
         report.flipped_shells += result.flipped_shells
@@ -258,7 +245,7 @@ def _ingest(
         models.update(result.vertical_models)
         report.source_crs = report.source_crs or result.source_crs
         if progress:
-            progress(len(result.features))
+            progress(len(result.features.meshes))
     report.features = len(store)
 
 
@@ -316,7 +303,8 @@ def _ingest_shard(
     reader = CityGMLReader(path, skip_invalid=options.skip_invalid, fragment=shard)
     header = reader.header
     frame = LocalFrame(origin)
-    result = _ShardResult([], reader.report)
+    result = _ShardResult(encode_features([]), {}, reader.report)
+    features: list[tuple[FeatureInfo, FeatureMesh, FeatureMesh, float, float]] = []
     crs_cache: dict[str, SourceCRS] = {}
     by_transformer: dict[EcefTransformer, Callable[[npt.NDArray[np.float64]], Any]] = {}
     batch: list[CityObject] = []
@@ -332,10 +320,16 @@ def _ingest_shard(
         batch.append(obj)
         converters.append(by_transformer[transformer])
         if len(batch) >= _BATCH:
-            _mesh_batch(path, batch, converters, result)
+            _mesh_batch(path, batch, converters, result, features)
             batch, converters = [], []
     if batch:
-        _mesh_batch(path, batch, converters, result)
+        _mesh_batch(path, batch, converters, result, features)
+    # Serialised here, so the main process only appends two blobs per shard.
+    result.features = encode_features(features)
+    catalogue = AttributeCatalogue()
+    for info, *_ in features:
+        catalogue.add(info.attributes)
+    result.attribute_types = catalogue.types
     return result
 
 
@@ -344,6 +338,7 @@ def _mesh_batch(
     batch: list[CityObject],
     converters: list[Callable[[npt.NDArray[np.float64]], Any]],
     result: _ShardResult,
+    features: list[tuple[FeatureInfo, FeatureMesh, FeatureMesh, float, float]],
 ) -> None:
     try:
         placed_batch = mesh_city_objects(batch, converters)
@@ -377,8 +372,8 @@ def _mesh_batch(
             proxy, error = blocks[i]
         else:
             proxy, error = feature_proxy(obj.cls, placed.mesh, placed.ground, BLOCK_COLOR)
-        result.features.append(
-            _Feature(
+        features.append(
+            (
                 FeatureInfo(obj.gml_id, obj.cls, obj.attributes),
                 placed.mesh,
                 proxy,

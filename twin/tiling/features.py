@@ -42,6 +42,65 @@ class FeatureInfo:
     attributes: dict[str, Any]
 
 
+@dataclass(slots=True)
+class EncodedFeatures:
+    """Features serialised in the store's layout, ready to append (made in workers)."""
+
+    geometry: bytes
+    attributes: bytes
+    meshes: list[tuple[int, int, int, int, int]]
+    """Per feature: offset in ``geometry``, full vertices/triangles, proxy vertices/triangles."""
+    attribute_spans: list[tuple[int, int]]
+    records: list[tuple[float, ...]]
+    sizes: list[int]
+
+
+def encode_features(
+    features: list[tuple[FeatureInfo, FeatureMesh, FeatureMesh, float, float]],
+) -> EncodedFeatures:
+    """Serialise (info, full mesh, proxy mesh, proxy error, importance) tuples."""
+    geometry: list[bytes] = []
+    attributes: list[bytes] = []
+    meshes: list[tuple[int, int, int, int, int]] = []
+    spans: list[tuple[int, int]] = []
+    records: list[tuple[float, ...]] = []
+    sizes: list[int] = []
+    g_offset = a_offset = 0
+    for info, full, proxy, proxy_error, importance in features:
+        lo, hi = full.bounds()
+        centre = (lo + hi) / 2.0
+        records.append((float(centre[0]), float(centre[1]), *map(float, lo), *map(float, hi),
+                        float(proxy_error), float(importance)))
+        start = g_offset
+        for mesh in (full, proxy):
+            for array, dtype in (
+                (mesh.vertices, np.float64),
+                (mesh.triangles, np.uint32),
+                (mesh.normals, np.float32),
+                (mesh.colors, np.uint8),
+            ):
+                data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+                geometry.append(data)
+                g_offset += len(data)
+        meshes.append(
+            (start, len(full.vertices), len(full.triangles), len(proxy.vertices),
+             len(proxy.triangles))
+        )
+        line = json.dumps(
+            {"id": info.gml_id, "cls": info.cls, "a": info.attributes},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode("utf-8")
+        attributes.append(line + b"\n")
+        spans.append((a_offset, len(line)))
+        a_offset += len(line) + 1
+        # Estimated GLB bytes of the full mesh: position+normal+colour+id per vertex, indices.
+        sizes.append(len(full.vertices) * 36 + len(full.triangles) * 12)
+    return EncodedFeatures(
+        b"".join(geometry), b"".join(attributes), meshes, spans, records, sizes
+    )
+
+
 class FeatureStore:
     """Features spilled to ``directory``: full meshes, LoD proxies, attributes."""
 
@@ -67,37 +126,23 @@ class FeatureStore:
         importance: float,
     ) -> int:
         """Store one feature; returns its index."""
-        lo, hi = full.bounds()
-        centre = (lo + hi) / 2.0
-        self._records.append(
-            (centre[0], centre[1], *lo, *hi, proxy_error, importance)
-        )
-        start = self._geometry.tell()
-        for mesh in (full, proxy):
-            self._geometry.write(np.ascontiguousarray(mesh.vertices, dtype=np.float64).tobytes())
-            self._geometry.write(np.ascontiguousarray(mesh.triangles, dtype=np.uint32).tobytes())
-            self._geometry.write(np.ascontiguousarray(mesh.normals, dtype=np.float32).tobytes())
-            self._geometry.write(np.ascontiguousarray(mesh.colors, dtype=np.uint8).tobytes())
-        self._mesh_offsets.append(
-            (
-                start,
-                len(full.vertices),
-                len(full.triangles),
-                len(proxy.vertices),
-                len(proxy.triangles),
-            )
-        )
-        line = json.dumps(
-            {"id": info.gml_id, "cls": info.cls, "a": info.attributes},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode("utf-8")
-        a_start = self._attributes.tell()
-        self._attributes.write(line + b"\n")
-        self._attribute_offsets.append((a_start, len(line)))
-        # Estimated GLB bytes of the full mesh: position+normal+colour+id per vertex, indices.
-        self._sizes.append(len(full.vertices) * 36 + len(full.triangles) * 12)
+        self.append_encoded(encode_features([(info, full, proxy, proxy_error, importance)]))
         return len(self._records) - 1
+
+    def append_encoded(self, batch: EncodedFeatures) -> None:
+        """Store features a worker already serialised (two writes, whatever their number)."""
+        geometry_start = self._geometry.tell()
+        attributes_start = self._attributes.tell()
+        self._geometry.write(batch.geometry)
+        self._attributes.write(batch.attributes)
+        self._mesh_offsets.extend(
+            (geometry_start + offset, nv, nt, pv, pt) for offset, nv, nt, pv, pt in batch.meshes
+        )
+        self._attribute_offsets.extend(
+            (attributes_start + offset, length) for offset, length in batch.attribute_spans
+        )
+        self._records.extend(batch.records)
+        self._sizes.extend(batch.sizes)
 
     def finish(self) -> None:
         """Flush writes and save the index; the store is read-only afterwards and other

@@ -102,6 +102,16 @@ class AttributeCatalogue:
                 kind = float  # beyond INT32: keep the value exactly enough as FLOAT64
             self._types.setdefault(name, set()).add(kind)
 
+    @property
+    def types(self) -> dict[str, set[type]]:
+        """Attribute name -> value types seen (to merge catalogues of several workers)."""
+        return self._types
+
+    def merge(self, types: dict[str, set[type]]) -> None:
+        """Add the types another catalogue saw."""
+        for name, kinds in types.items():
+            self._types.setdefault(name, set()).update(kinds)
+
     def properties(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Attribute name -> (property id, 3D Metadata class property), in name order."""
         taken = {"gml_id", "citygml_class"}
