@@ -161,7 +161,8 @@ def test_tall_thin_tower_stays_upright(tmp_path):
     # In the glTF itself (Y-up) the tall axis is Y.
     glb = read_glb((out / "tiles/0-0-0.glb").read_bytes())
     raw = glb.json["accessors"][glb.json["meshes"][0]["primitives"][0]["attributes"]["POSITION"]]
-    span = np.array(raw["max"]) - np.array(raw["min"])
+    scale = glb.json["nodes"][0].get("scale", [1.0, 1.0, 1.0])  # KHR_mesh_quantization
+    span = (np.array(raw["max"]) - np.array(raw["min"])) * np.array(scale)
     assert span[1] == pytest.approx(60.0, abs=0.02) and span[0] < 5 and span[2] < 5
     # At the Kröpeliner Tor (54.0884 N, 12.1292 E).
     from twin.crs import ecef_to_geodetic

@@ -548,3 +548,30 @@ def test_corrupt_bytes_raise_format_error_or_decode(edits: list[tuple[float, int
         read_glb(bytes(data), source="fuzz.glb")
     except FormatError as exc:
         assert str(exc).startswith("fuzz.glb: ")
+
+
+def test_compact_mesh_attributes_round_trip_and_validate(tmp_path) -> None:
+    """Quantised positions (≤ half a step off) and BYTE normals: valid, 20 bytes a vertex."""
+    from twin.validate import _run_gltf_validator
+
+    mesh, table = two_buildings(origin=(312244.0, 5997168.0, 10.0))
+    plain = write_glb(mesh, schema=BUILDING_SCHEMA, table=table)
+    compact = write_glb(
+        mesh, schema=BUILDING_SCHEMA, table=table, position_step=0.01, compact_normals=True
+    )
+    assert len(compact) < len(plain)
+    gltf = json.loads(compact[20:20 + struct.unpack("<I", compact[12:16])[0]])
+    assert gltf["extensionsRequired"] == ["KHR_mesh_quantization"]
+    a, b = read_glb(plain).primitives[0], read_glb(compact).primitives[0]
+    step = gltf["nodes"][0]["scale"][0]
+    assert step <= 0.01
+    assert np.abs(a.positions - b.positions).max() <= step / 2 + 1e-6
+    assert np.abs(a.normals - b.normals).max() < 0.01
+    assert (a.feature_ids == b.feature_ids).all()
+    path = tmp_path / "compact.glb"
+    path.write_bytes(compact)
+    [result] = _run_gltf_validator([path])
+    assert result["numErrors"] == 0 and result["numWarnings"] == 0, result["messages"][:3]
+    # An extent too large for the step keeps float32 positions.
+    huge = write_glb(make_box_mesh((0, 0, 0), (2000, 10, 10)), position_step=0.01)
+    assert b"KHR_mesh_quantization" not in huge

@@ -192,6 +192,10 @@ _Result = TypeVar("_Result")
 _BATCH = 256
 """City objects triangulated and placed together (vectorised numpy work per batch)."""
 
+_POSITION_STEP = 0.01
+"""Tiles up to 655 m across store positions as 16-bit steps of at most 1 cm (rounding <= 5 mm);
+larger ones keep float32."""
+
 _SHARD_BYTES = 8 << 20
 """Files are read in shards of whole city objects of about this size, in parallel."""
 
@@ -565,9 +569,12 @@ def _write_tiles(
                 schema=schema,
                 table=PropertyTable(FEATURE_CLASS, _columns(infos, properties)),
                 generator=GENERATOR,
+                position_step=_POSITION_STEP,
+                compact_normals=True,
             )
             (tiles_directory / f"{address}.glb").write_bytes(data)
-            written.append((address, lo, hi, len(data)))
+            # Quantised positions may round outward by half a step: widen the box by a step.
+            written.append((address, lo - _POSITION_STEP, hi + _POSITION_STEP, len(data)))
         return written
     finally:
         store.close()

@@ -42,6 +42,7 @@ __all__ = [
 # glTF constants (glTF 2.0 spec, "accessor.componentType", "bufferView.target", "primitive.mode").
 _FLOAT = 5126
 _UNSIGNED_BYTE = 5121
+_BYTE = 5120
 _UNSIGNED_SHORT = 5123
 _UNSIGNED_INT = 5125
 _ARRAY_BUFFER = 34962
@@ -385,8 +386,15 @@ def write_glb(
     schema: dict[str, Any] | None = None,
     table: PropertyTable | None = None,
     generator: str = GENERATOR,
+    position_step: float | None = None,
+    compact_normals: bool = False,
 ) -> bytes:
-    """Encode one mesh (triangles, or points when ``indices`` is None) as a byte-stable GLB."""
+    """Encode one mesh (triangles, or points when ``indices`` is None) as a byte-stable GLB.
+
+    ``position_step`` (m) stores positions as UNSIGNED_SHORT when the mesh's extent allows
+    that step or a finer one, and ``compact_normals`` stores normals as normalized BYTE (both
+    KHR_mesh_quantization): 20 instead of 32 bytes a vertex.
+    """
     positions, normals, colors, feature_ids, indices, origin = _validated_mesh(mesh)
     if table is not None and schema is None:
         raise ValueError("a property table needs the metadata schema that defines its class")
@@ -395,16 +403,37 @@ def write_glb(
 
     binary = _BinaryBuilder()
     accessors = _AccessorBuilder(binary)
-    attributes: dict[str, int] = {
-        "POSITION": accessors.add(
-            positions,
-            component_type=_FLOAT,
-            accessor_type="VEC3",
-            target=_ARRAY_BUFFER,
-            min_max=True,
+    node: dict[str, Any] = {"mesh": 0, "translation": [float(v) for v in z_up_to_y_up(origin)]}
+    quantized_extension = False
+    quantized = _quantize(z_up_to_y_up(np.asarray(mesh.positions, np.float64)), position_step)
+    if quantized is not None:
+        values, lo, step = quantized
+        attributes: dict[str, int] = {
+            "POSITION": _strided_accessor(
+                accessors, values, _UNSIGNED_SHORT, "VEC3", min_max=True
+            )
+        }
+        # The node carries the dequantisation: position = translation + scale * value.
+        node["translation"] = [float(v) for v in z_up_to_y_up(origin) + lo]
+        node["scale"] = [step, step, step]
+        quantized_extension = True
+    else:
+        attributes = {
+            "POSITION": accessors.add(
+                positions,
+                component_type=_FLOAT,
+                accessor_type="VEC3",
+                target=_ARRAY_BUFFER,
+                min_max=True,
+            )
+        }
+    if normals is not None and compact_normals:
+        packed = np.clip(np.rint(normals.astype(np.float64) * 127.0), -127, 127).astype(np.int8)
+        attributes["NORMAL"] = _strided_accessor(
+            accessors, packed, _BYTE, "VEC3", normalized=True
         )
-    }
-    if normals is not None:
+        quantized_extension = True
+    elif normals is not None:
         attributes["NORMAL"] = accessors.add(
             normals, component_type=_FLOAT, accessor_type="VEC3", target=_ARRAY_BUFFER
         )
@@ -469,11 +498,15 @@ def write_glb(
     blend = colors is not None and bool((colors[:, 3] < 255).any())
     bin_data = binary.data()
     gltf: dict[str, Any] = {"asset": {"generator": generator, "version": "2.0"}}
+    if quantized_extension:
+        extensions_used.add("KHR_mesh_quantization")
     if extensions_used:
         gltf["extensionsUsed"] = sorted(extensions_used)
+    if quantized_extension:
+        gltf["extensionsRequired"] = ["KHR_mesh_quantization"]
     gltf["scene"] = 0
     gltf["scenes"] = [{"nodes": [0]}]
-    gltf["nodes"] = [{"mesh": 0, "translation": [float(v) for v in z_up_to_y_up(origin)]}]
+    gltf["nodes"] = [node]
     gltf["meshes"] = [{"primitives": [primitive]}]
     gltf["materials"] = [_material(points=points, blend=blend)]
     gltf["accessors"] = accessors.accessors
