@@ -41,7 +41,13 @@ from twin.errors import CRSError, InputError, TwinError
 from twin.model.city import CityObject, ReadReport
 from twin.ops.cityobject import BLOCK_COLOR, mesh_city_objects
 from twin.ops.mesh import FeatureMesh
-from twin.pipeline.common import LocalFrame, Progress
+from twin.pipeline.common import (
+    LocalFrame,
+    Progress,
+    box_diagonal,
+    provenance,
+    write_tileset_json,
+)
 from twin.readers.citygml import CityGMLReader, plan_shards
 from twin.tiling.features import EncodedFeatures, FeatureInfo, FeatureStore, encode_features
 from twin.tiling.lod import BLOCK_CLASSES, building_blocks, feature_proxy, importance
@@ -412,25 +418,16 @@ def _write_tileset(
     assert frame.origin is not None
     root["transform"] = column_major(enu_to_ecef_matrix(frame.origin))
     root["refine"] = "REPLACE"
-    box = root["boundingVolume"]["box"]
-    diagonal = 2.0 * float(np.linalg.norm([box[3], box[7], box[11]]))
-    provenance = {
-        "generator": GENERATOR,
-        "source_crs": report.source_crs,
-        "vertical_model": report.vertical_model,
-        "vertical_error_m": report.vertical_error_m,
-        "sources": [Path(p).name for p in report.inputs],
-        "attribution": options.attribution,
-    }
     # Not drawing the tileset at all leaves out everything in the root's box: declaring its
     # diagonal makes clients show the LoD1 overview whenever the tileset is in view, rather
     # than nothing from a few kilometres away.
     document = tileset_document(
-        root, round(max(root["geometricError"], diagonal), 3), schema, provenance
+        root,
+        round(max(root["geometricError"], box_diagonal(root)), 3),
+        schema,
+        provenance(report, options.attribution),
     )
-    (staging / "tileset.json").write_text(
-        json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_tileset_json(staging, document)
     report.tiles = writer.tiles
     report.tile_bytes = writer.bytes
     report.depth = writer.depth

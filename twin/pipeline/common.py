@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from twin import GENERATOR
 from twin.crs import EcefTransformer, ecef_to_enu_matrix, ecef_to_geodetic, geodetic_to_ecef
 
 Progress = Callable[[int], None]
@@ -44,3 +47,29 @@ class LocalFrame:
         assert self.origin is not None
         lon, lat, h = ecef_to_geodetic(self.origin[None, :])
         return float(lon[0]), float(lat[0]), float(h[0])
+
+
+def provenance(report: Any, attribution: str) -> dict[str, Any]:
+    """The tileset metadata every build states: generator, CRS, vertical model and its
+    expected error, sources, attribution (``report`` is a build report of either pipeline)."""
+    return {
+        "generator": GENERATOR,
+        "source_crs": report.source_crs,
+        "vertical_model": report.vertical_model,
+        "vertical_error_m": report.vertical_error_m,
+        "sources": [Path(p).name for p in report.inputs],
+        "attribution": attribution,
+    }
+
+
+def box_diagonal(tile: dict[str, Any]) -> float:
+    """Length of the diagonal of a tile's ``box`` bounding volume (axis-aligned half-axes)."""
+    box = tile["boundingVolume"]["box"]
+    return 2.0 * float(np.linalg.norm([box[3], box[7], box[11]]))
+
+
+def write_tileset_json(directory: Path, document: Any) -> None:
+    """tileset.json, indented a little so people can read it."""
+    (directory / "tileset.json").write_text(
+        json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )

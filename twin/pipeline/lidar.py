@@ -39,7 +39,6 @@ import numpy as np
 import numpy.typing as npt
 import pyproj
 
-from twin import GENERATOR
 from twin.crs import (
     CRS_HINT,
     EcefTransformer,
@@ -51,7 +50,13 @@ from twin.crs import (
 )
 from twin.errors import CRSError, InputError, TwinError
 from twin.model.points import PointCloudHeader
-from twin.pipeline.common import LocalFrame, Progress
+from twin.pipeline.common import (
+    LocalFrame,
+    Progress,
+    box_diagonal,
+    provenance,
+    write_tileset_json,
+)
 from twin.readers.las import LasSource, read_header, sample_rgb_max
 from twin.tiling.points import (
     POINT_TILING,
@@ -771,23 +776,14 @@ def _write_tileset(
             "children": tiles,
         }
     root["transform"] = column_major(enu_to_ecef_matrix(frame.origin))
-    box = root["boundingVolume"]["box"]
-    diagonal = 2.0 * float(np.linalg.norm([box[3], box[7], box[11]]))
-    provenance = {
-        "generator": GENERATOR,
-        "source_crs": report.source_crs,
-        "vertical_model": report.vertical_model,
-        "vertical_error_m": report.vertical_error_m,
-        "sources": [Path(p).name for p in report.inputs],
-        "attribution": options.attribution,
-    }
     schema = point_schema(metadata_schema({})["classes"]["tileset"])
     document = make_tileset_document(
-        root, _ceil_mm(max(root["geometricError"], diagonal)), schema, provenance
+        root,
+        _ceil_mm(max(root["geometricError"], box_diagonal(root))),
+        schema,
+        provenance(report, options.attribution),
     )
-    (staging / "tileset.json").write_text(
-        json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_tileset_json(staging, document)
 
 
 # --- the process pool ----------------------------------------------------------------------
