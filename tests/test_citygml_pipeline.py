@@ -339,3 +339,22 @@ def test_parallel_shards_give_identical_bytes(tmp_path, monkeypatch):
     for path in sorted(whole.rglob("*")):
         if path.is_file() and path.name != "build-report.json":
             assert path.read_bytes() == (sharded / path.relative_to(whole)).read_bytes(), path
+
+
+def test_fragment_deep_in_a_file_keeps_line_numbers(tmp_path):
+    """A shard after more than a million lines (its padding is split below libxml2's 10 MB
+    text-node limit) still parses, and reports the file's own line numbers (> 65535)."""
+    from twin.readers.citygml import CityGMLReader, plan_shards
+
+    first = building_xml("first", box_polygons(312244.0, 5997168.0, 10.0, 4.0, 4.0, 6.0))
+    second = building_xml("second", box_polygons(312260.0, 5997168.0, 10.0, 4.0, 4.0, 6.0))
+    comment = "<!--" + "\n" * 1_100_000 + "-->\n"
+    path = write_citygml(tmp_path / "deep.gml", [first + comment, second])
+    shards = plan_shards(path, 1 << 20)
+    assert len(shards) == 2
+    [obj] = list(CityGMLReader(path, fragment=shards[1]))
+    whole = list(CityGMLReader(path))[1]
+    assert obj.gml_id == whole.gml_id == "second"
+    # The same line numbers as reading the whole file, far beyond the first million.
+    assert [s.line for s in obj.surfaces] == [s.line for s in whole.surfaces]
+    assert obj.surfaces[0].line > 1_100_000
