@@ -232,7 +232,7 @@ def _ingest(
 ) -> None:
     """Read every file shard by shard (in worker processes when there are several shards)
     and store the features in file order, so the output does not depend on scheduling."""
-    jobs: list[tuple[Path, tuple[int, int] | None]] = []
+    jobs: list[tuple[Path, tuple[int, int, int] | None]] = []
     for path in paths:
         header = CityGMLReader(path, skip_invalid=options.skip_invalid).header
         report.citygml_versions.append(header.version)
@@ -305,7 +305,7 @@ def _frame_origin(paths: Sequence[Path], options: CityGMLOptions) -> npt.NDArray
 
 def _ingest_shard(
     path: Path,
-    shard: tuple[int, int] | None,
+    shard: tuple[int, int, int] | None,
     options: CityGMLOptions,
     origin: npt.NDArray[np.float64],
 ) -> _ShardResult:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
+import itertools
 import logging
 import math
 import re
@@ -907,10 +908,11 @@ class CityGMLReader:
 
     def __init__(self, path: str | Path, *, skip_invalid: bool = False,
                  tolerances: RingTolerances = TOLERANCES,
-                 fragment: tuple[int, int] | None = None) -> None:
+                 fragment: tuple[int, int, int] | None = None) -> None:
         self.path = Path(path)
         self.fragment = fragment
-        """Byte range of whole members to read instead of the whole file (see ``plan_shards``)."""
+        """(start byte, end byte, line at start) of whole members to read instead of the
+        whole file (see ``plan_shards``)."""
         self.skip_invalid = skip_invalid
         self.tolerances = tolerances
         self.report = ReadReport()
@@ -976,14 +978,14 @@ class CityGMLReader:
         padded with newlines so that line numbers are the file's own."""
         if self.fragment is None:
             return open(self.path, "rb")
-        start, end = self.fragment
+        start, end, start_line = self.fragment
         with open(self.path, "rb") as f:
             head = f.read(min(start, 1 << 20))
         match = _ROOT_START.search(head)
         if match is None:
             raise FormatError(f"{self.path}: no CityModel start tag before byte {start}")
         prefix = head[: match.end()]
-        lines_before = _count_newlines(self.path, start)
+        lines_before = start_line - 1
         # Newlines keep line numbers; empty elements split them into text nodes below
         # libxml2's 10 MB limit (a shard late in a large file needs millions of them). They
         # are not members, so the member filter passes them by.
@@ -1506,20 +1508,6 @@ _MEMBER_START = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:cityObjectMember|feature
 _ROOT_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?CityModel\s*>")
 
 
-def _count_newlines(path: Path, end: int) -> int:
-    """Newlines in the first ``end`` bytes of a file."""
-    count = 0
-    with open(path, "rb") as f:
-        remaining = end
-        while remaining > 0:
-            block = f.read(min(remaining, 1 << 24))
-            if not block:
-                break
-            count += block.count(b"\n")
-            remaining -= len(block)
-    return count
-
-
 class _FragmentStream:
     """A read()-able stream: prefix bytes, a byte range of a file, then suffix bytes."""
 
@@ -1558,23 +1546,23 @@ class _FragmentStream:
         self.close()
 
 
-def plan_shards(path: str | Path, target_bytes: int) -> list[tuple[int, int]]:
-    """Byte ranges of whole top-level members, about ``target_bytes`` each, covering every
-    member of the file: the unit of parallel reading. One range when the file is small or
-    its members cannot be found by their start tags."""
+def plan_shards(path: str | Path, target_bytes: int) -> list[tuple[int, int, int]]:
+    """(start byte, end byte, line at start) of ranges of whole top-level members, about
+    ``target_bytes`` each, covering every member of the file: the unit of parallel reading.
+    One range when the file is small or its members cannot be found by their start tags."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
         import mmap
 
         if size == 0:
-            return [(0, 0)]
+            return [(0, 0, 1)]
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             first = _MEMBER_START.search(data)
             tail = data.rfind(b"</")
             end_match = _ROOT_END.match(data, tail) if tail >= 0 else None
             if first is None or end_match is None or size <= target_bytes:
-                return [(0, size)]
+                return [(0, size, 1)]
             end = tail
             cuts = [first.start()]
             position = first.start() + target_bytes
@@ -1584,8 +1572,25 @@ def plan_shards(path: str | Path, target_bytes: int) -> list[tuple[int, int]]:
                     break
                 cuts.append(found.start())
                 position = found.start() + target_bytes
-    cuts.append(end)
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
+            cuts.append(end)
+        # Line numbers of the cuts, counted in one pass through the file.
+        f.seek(0)
+        lines = [_newlines(f, cuts[0]) + 1]
+        for a, b in itertools.pairwise(cuts[:-1]):
+            lines.append(lines[-1] + _newlines(f, b - a))
+    return list(zip(cuts[:-1], cuts[1:], lines, strict=True))
+
+
+def _newlines(f: IO[bytes], size: int) -> int:
+    """Newlines in the next ``size`` bytes of ``f``."""
+    count = 0
+    while size > 0:
+        block = f.read(min(size, 1 << 24))
+        if not block:
+            break
+        count += block.count(b"\n")
+        size -= len(block)
+    return count
 
 
 def read_citygml(path: str | Path, *, skip_invalid: bool = False) -> CityGMLReader:
