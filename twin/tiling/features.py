@@ -109,13 +109,17 @@ class FeatureStore:
         self.directory = directory
         self._geometry = open(directory / "geometry.bin", "wb+")  # noqa: SIM115 - closed in close()
         self._attributes = open(directory / "attributes.jsonl", "w+b")  # noqa: SIM115
-        self._records: list[tuple[float, ...]] = []
-        self._mesh_offsets: list[tuple[int, int, int, int, int]] = []
-        self._attribute_offsets: list[tuple[int, int]] = []
-        self._sizes: list[int] = []
+        # Per feature rows as numpy blocks (one per appended batch): about 130 bytes a
+        # feature, so memory stays small however many buildings a city has.
+        self._records: list[npt.NDArray[np.float64]] = []
+        self._mesh_offsets: list[npt.NDArray[np.int64]] = []
+        self._attribute_offsets: list[npt.NDArray[np.int64]] = []
+        self._sizes: list[npt.NDArray[np.int64]] = []
+        self._count = 0
+        self._index: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     def __len__(self) -> int:
-        return len(self._records)
+        return self._count
 
     def append(
         self,
@@ -127,7 +131,7 @@ class FeatureStore:
     ) -> int:
         """Store one feature; returns its index."""
         self.append_encoded(encode_features([(info, full, proxy, proxy_error, importance)]))
-        return len(self._records) - 1
+        return self._count - 1
 
     def append_encoded(self, batch: EncodedFeatures) -> None:
         """Store features a worker already serialised (two writes, whatever their number)."""
@@ -135,14 +139,18 @@ class FeatureStore:
         attributes_start = self._attributes.tell()
         self._geometry.write(batch.geometry)
         self._attributes.write(batch.attributes)
-        self._mesh_offsets.extend(
-            (geometry_start + offset, nv, nt, pv, pt) for offset, nv, nt, pv, pt in batch.meshes
-        )
-        self._attribute_offsets.extend(
-            (attributes_start + offset, length) for offset, length in batch.attribute_spans
-        )
-        self._records.extend(batch.records)
-        self._sizes.extend(batch.sizes)
+        if not batch.meshes:
+            return
+        meshes = np.asarray(batch.meshes, dtype=np.int64).reshape(-1, 5)
+        meshes[:, 0] += geometry_start
+        spans = np.asarray(batch.attribute_spans, dtype=np.int64).reshape(-1, 2)
+        spans[:, 0] += attributes_start
+        self._mesh_offsets.append(meshes)
+        self._attribute_offsets.append(spans)
+        self._records.append(np.asarray(batch.records, dtype=np.float64).reshape(-1, 10))
+        self._sizes.append(np.asarray(batch.sizes, dtype=np.int64))
+        self._count += len(meshes)
+        self._index = None
 
     def finish(self) -> None:
         """Flush writes and save the index; the store is read-only afterwards and other
@@ -151,8 +159,8 @@ class FeatureStore:
         self._attributes.flush()
         np.savez(
             self.directory / "index.npz",
-            mesh_offsets=np.asarray(self._mesh_offsets, dtype=np.int64).reshape(-1, 5),
-            attribute_offsets=np.asarray(self._attribute_offsets, dtype=np.int64).reshape(-1, 2),
+            mesh_offsets=self._offsets()[0],
+            attribute_offsets=self._offsets()[1],
         )
 
     @classmethod
@@ -163,13 +171,22 @@ class FeatureStore:
         store._geometry = open(directory / "geometry.bin", "rb")  # noqa: SIM115
         store._attributes = open(directory / "attributes.jsonl", "rb")  # noqa: SIM115
         with np.load(directory / "index.npz") as index:
-            store._mesh_offsets = [tuple(int(v) for v in row) for row in index["mesh_offsets"]]
-            store._attribute_offsets = [
-                (int(a), int(b)) for a, b in index["attribute_offsets"]
-            ]
+            store._mesh_offsets = [index["mesh_offsets"]]
+            store._attribute_offsets = [index["attribute_offsets"]]
+        store._index = None
+        store._count = len(store._mesh_offsets[0])
         store._records = []
         store._sizes = []
         return store
+
+    def _offsets(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Mesh and attribute offsets of all features as two arrays (joined once, cached)."""
+        if self._index is None:
+            self._index = (
+                np.concatenate(self._mesh_offsets or [np.zeros((0, 5), np.int64)]),
+                np.concatenate(self._attribute_offsets or [np.zeros((0, 2), np.int64)]),
+            )
+        return self._index
 
     def close(self) -> None:
         """Close the files (the directory is the caller's to remove)."""
@@ -179,12 +196,16 @@ class FeatureStore:
     @property
     def records(self) -> npt.NDArray[np.float64]:
         """(n, 10) array: centre x/y, min xyz, max xyz, proxy error, importance."""
-        return np.asarray(self._records, dtype=np.float64).reshape(-1, len(_RECORD_FIELDS))
+        if not self._records:
+            return np.zeros((0, len(_RECORD_FIELDS)))
+        return np.concatenate(self._records)
 
     @property
     def sizes(self) -> npt.NDArray[np.int64]:
         """Estimated content bytes of each feature's full mesh."""
-        return np.asarray(self._sizes, dtype=np.int64)
+        if not self._sizes:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self._sizes)
 
     def _read_mesh(
         self, offset: int, n_vertices: int, n_triangles: int
@@ -210,13 +231,13 @@ class FeatureStore:
 
     def mesh(self, index: int, *, proxy: bool = False) -> FeatureMesh:
         """The full mesh of a feature, or its simplified proxy."""
-        start, nv, nt, pv, pt = self._mesh_offsets[index]
+        start, nv, nt, pv, pt = (int(v) for v in self._offsets()[0][index])
         if not proxy:
             return self._read_mesh(start, nv, nt)[0]
         return self._read_mesh(start + nv * 40 + nt * 12, pv, pt)[0]
 
     def info(self, index: int) -> FeatureInfo:
         """Id, class and attributes of a feature."""
-        start, length = self._attribute_offsets[index]
+        start, length = (int(v) for v in self._offsets()[1][index])
         row = json.loads(os.pread(self._attributes.fileno(), length, start))
         return FeatureInfo(row["id"], row["cls"], row["a"])
