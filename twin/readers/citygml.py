@@ -123,7 +123,7 @@ _SURFACE_KIND = {
 _RELIEF_CLASSES = frozenset({"ReliefFeature", "TINRelief"})
 _PART_CLASSES = frozenset({
     "BuildingPart", "BuildingInstallation", "BuildingConstructiveElement",
-    "BridgePart", "BridgeInstallation", "BridgeConstructiveElement",
+    "BridgePart", "BridgeInstallation", "BridgeConstructiveElement", "BridgeConstructionElement",
     "TunnelPart", "TunnelInstallation", "TunnelConstructiveElement",
 })
 _FURNITURE_CLASSES = frozenset({"BuildingFurniture", "BridgeFurniture", "TunnelFurniture"})
