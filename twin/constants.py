@@ -43,6 +43,8 @@ class TerrainDefaults:
     """Grid cell size (m) of the DTM/DSM."""
     ground_classes: tuple[int, ...] = (2,)
     """ASPRS classes that are ground in a DTM."""
+    water_classes: tuple[int, ...] = (9,)
+    """ASPRS water: the surface where a cell has no ground point (rivers, the harbour)."""
     noise_classes: tuple[int, ...] = (7, 18)
     """ASPRS low and high noise: never part of any surface (a single low-noise point would
     punch a pit into a lowest-point DTM)."""

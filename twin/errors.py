@@ -27,6 +27,10 @@ class GeometryError(InputError):
     """Geometry that cannot be used (too few points, non-finite coordinates)."""
 
 
+class NothingToTile(InputError):
+    """The input holds nothing to tile (no objects, no points, or none in the area)."""
+
+
 class CRSError(TwinError, ValueError):
     """A coordinate reference system is missing, unknown or cannot be transformed exactly."""
 

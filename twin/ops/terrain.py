@@ -14,6 +14,9 @@ point cloud:
   rises more than a window's threshold above the opened surface is an object (building, tree)
   and not ground. Objects wider than the largest window in both directions stay; see
   ``TerrainDefaults.pmf_*``.
+- **Water** (ASPRS class 9): where a DTM cell has no ground point but water points, the mean
+  water height is the surface and the cell is marked as water (where the data has no water
+  class, low filled gaps are drawn as water, see ``twin.tiling.terrain.water_mask``).
 - **DSM**: the highest point of each cell, all classes.
 
 Noise classes (7, 18) and non-finite coordinates are ignored everywhere. Cells left without a
@@ -69,6 +72,8 @@ class TerrainGrid:
     points inside the grid)."""
     ground_filter: str = field(default="")
     """How ground was found: "classes 2", "lowest-point filter (PMF)", "" for a DSM."""
+    water: BoolArray | None = field(default=None)
+    """(ny, nx) cells whose surface is water-class points (None: the data has none)."""
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -100,6 +105,7 @@ class TerrainGridBuilder:
         *,
         surface: str = "dtm",
         ground_classes: tuple[int, ...] = TERRAIN.ground_classes,
+        water_classes: tuple[int, ...] = TERRAIN.water_classes,
     ) -> None:
         xmin, ymin, xmax, ymax = (float(v) for v in bounds_xy)
         if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
@@ -115,6 +121,7 @@ class TerrainGridBuilder:
         self.cell = float(cell)
         self.surface = surface
         self.ground_classes = np.asarray(ground_classes, dtype=np.int64)
+        self.water_classes = np.asarray(water_classes, dtype=np.int64)
         self.bounds = (xmin, ymin, xmax, ymax)
         self.x0 = math.floor(xmin / cell) * cell
         self.y0 = math.floor(ymin / cell) * cell
@@ -137,8 +144,11 @@ class TerrainGridBuilder:
             self._count: npt.NDArray[np.int64] | None = np.zeros(cells, dtype=np.int64)
             self._lowest: Float64Array | None = np.full(cells, np.inf)
             self._highest: Float64Array | None = None
+            self._water_sum: Float64Array | None = None
+            self._water_count: npt.NDArray[np.int64] | None = None
         else:
             self._sum = self._count = self._lowest = None
+            self._water_sum = self._water_count = None
             self._highest = np.full(cells, -np.inf)
 
     def add(
@@ -186,11 +196,20 @@ class TerrainGridBuilder:
                 np.add.at(self._sum, flat[ground], zs[ground])
                 np.add.at(self._count, flat[ground], 1)
                 self._ground_points += int(ground.sum())
+            water = np.isin(classes, self.water_classes)
+            if water.any():
+                if self._water_sum is None:
+                    self._water_sum = np.zeros(self._sum.size)
+                    self._water_count = np.zeros(self._sum.size, dtype=np.int64)
+                assert self._water_count is not None
+                np.add.at(self._water_sum, flat[water], zs[water])
+                np.add.at(self._water_count, flat[water], 1)
 
     def finish(self) -> TerrainGrid:
         """The gap-filled grid (the builder can keep adding and finish again)."""
         shape = (self.ny, self.nx)
         ground_filter = ""
+        water = None
         if self._highest is not None:
             heights = np.where(np.isfinite(self._highest), self._highest, np.nan)
             used = self._points
@@ -200,6 +219,13 @@ class TerrainGridBuilder:
                 heights = np.where(self._count > 0, self._sum / self._count, np.nan)
             used = self._ground_points
             ground_filter = "classes " + ",".join(str(int(c)) for c in self.ground_classes)
+            if self._water_sum is not None:
+                assert self._water_count is not None
+                water = (self._count == 0) & (self._water_count > 0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    heights = np.where(water, self._water_sum / self._water_count, heights)
+                used += int(self._water_count[water].sum())
+                water = water.reshape(shape)
         else:
             assert self._lowest is not None
             lowest = np.where(np.isfinite(self._lowest), self._lowest, np.nan).reshape(shape)
@@ -229,6 +255,7 @@ class TerrainGridBuilder:
             surface=self.surface,
             source_points=used,
             ground_filter=ground_filter,
+            water=water,
         )
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry import Polygon
 
 from twin import GENERATOR
 from twin.constants import TILING
@@ -37,8 +38,9 @@ from twin.crs import (
     parse_crs_option,
     parse_srs_name,
 )
-from twin.errors import CRSError, InputError, TwinError
+from twin.errors import CRSError, NothingToTile, TwinError
 from twin.model.city import CityObject, ReadReport
+from twin.ops.area import area_in_frame, contains_xy
 from twin.ops.cityobject import BLOCK_COLOR, mesh_city_objects
 from twin.ops.mesh import FeatureMesh
 from twin.pipeline.common import (
@@ -82,6 +84,10 @@ class CityGMLOptions:
     attribution: str = ""
     workers: int = 0
     """Worker processes for reading shards of large files; 0 = one per core."""
+    area: Polygon | None = None
+    """Keep only city objects whose centre (of their bounding box) lies in this polygon."""
+    area_crs: str = "EPSG:25833"
+    """The CRS of ``area``."""
 
 
 @dataclass(slots=True)
@@ -103,6 +109,8 @@ class BuildReport:
     unresolved_xlinks: int = 0
     converted_high_lod: int = 0
     skipped_objects: dict[str, int] = field(default_factory=dict)
+    outside_area: int = 0
+    """City objects left out because they lie outside ``CityGMLOptions.area``."""
     warnings: list[str] = field(default_factory=list)
     tiles: int = 0
     tile_bytes: int = 0
@@ -174,9 +182,10 @@ def build_citygml(
             _ingest(paths, options, store, catalogue, frame, models, report, progress)
             store.finish()
             if len(store) == 0:
-                raise InputError(
-                    f"{', '.join(map(str, paths))}: no city object with usable geometry: "
-                    "nothing to tile"
+                where = " in the area" if options.area is not None else ""
+                raise NothingToTile(
+                    f"{', '.join(map(str, paths))}: no city object with usable geometry"
+                    f"{where}: nothing to tile"
                 )
             worst = max(models, key=lambda m: m.expected_error_m)
             report.vertical_model = "; ".join(sorted(m.name for m in models))
@@ -216,6 +225,7 @@ class _ShardResult:
     degenerate_rings: int = 0
     flipped_shells: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    outside_area: int = 0
     vertical_models: set[VerticalModel] = field(default_factory=set)
     source_crs: str = ""
 
@@ -250,6 +260,7 @@ def _ingest(
         report.merge_read_report(result.read_report)
         report.degenerate_rings += result.degenerate_rings
         report.flipped_shells += result.flipped_shells
+        report.outside_area += result.outside_area
         for cls, n in result.skipped.items():
             report.skipped_objects[cls] = report.skipped_objects.get(cls, 0) + n
         models.update(result.vertical_models)
@@ -298,7 +309,7 @@ def _frame_origin(paths: Sequence[Path], options: CityGMLOptions) -> npt.NDArray
             ecef = ecef_transformer(source, options.geoid).to_ecef(obj.surfaces[0].exterior[:1])
             lon, lat, _ = ecef_to_geodetic(ecef)
             return np.asarray(geodetic_to_ecef(lon, lat, np.zeros(1)), dtype=np.float64).reshape(3)
-    raise InputError(
+    raise NothingToTile(
         f"{', '.join(map(str, paths))}: no city object with geometry: nothing to tile"
     )
 
@@ -319,6 +330,9 @@ def _ingest_shard(
     by_transformer: dict[EcefTransformer, Callable[[npt.NDArray[np.float64]], Any]] = {}
     batch: list[CityObject] = []
     converters: list[Callable[[npt.NDArray[np.float64]], Any]] = []
+    area = None
+    if options.area is not None:
+        area = area_in_frame(options.area, options.area_crs, origin)
     for obj in reader:
         where = f"line {obj.line} (gml:id {obj.gml_id})"
         source = _source_crs(options, obj.srs_name or header.srs_name, path, where, crs_cache)
@@ -330,10 +344,10 @@ def _ingest_shard(
         batch.append(obj)
         converters.append(by_transformer[transformer])
         if len(batch) >= _BATCH:
-            _mesh_batch(path, batch, converters, result, features)
+            _mesh_batch(path, batch, converters, result, features, area)
             batch, converters = [], []
     if batch:
-        _mesh_batch(path, batch, converters, result, features)
+        _mesh_batch(path, batch, converters, result, features, area)
     # Serialised here, so the main process only appends two blobs per shard.
     result.features = encode_features(features)
     catalogue = AttributeCatalogue()
@@ -349,11 +363,23 @@ def _mesh_batch(
     converters: list[Callable[[npt.NDArray[np.float64]], Any]],
     result: _ShardResult,
     features: list[tuple[FeatureInfo, FeatureMesh, FeatureMesh, float, float]],
+    area: Polygon | None,
 ) -> None:
     try:
         placed_batch = mesh_city_objects(batch, converters)
     except TwinError as exc:
         raise type(exc)(f"{path}: objects from line {batch[0].line}: {exc}") from None
+    if area is not None:
+        centres = np.array([
+            (p.mesh.vertices[:, :2].min(axis=0) + p.mesh.vertices[:, :2].max(axis=0)) / 2.0
+            if not p.mesh.is_empty else (np.nan, np.nan)
+            for p in placed_batch
+        ]).reshape(-1, 2)
+        inside = contains_xy(area, centres[:, 0], centres[:, 1])
+        inside |= np.isnan(centres[:, 0])  # empty ones are counted as skipped below
+        result.outside_area += int((~inside).sum())
+        batch = [obj for obj, keep in zip(batch, inside, strict=True) if keep]
+        placed_batch = [p for p, keep in zip(placed_batch, inside, strict=True) if keep]
     # Buildings with ground polygons (all of M-V's) get their blocks in one vectorised call;
     # the rest one by one.
     simple = [

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 import pyproj
+from shapely.geometry import Polygon
 
 from twin.crs import (
     CRS_HINT,
@@ -48,8 +49,10 @@ from twin.crs import (
     parse_crs_option,
     source_crs_from_pyproj,
 )
-from twin.errors import CRSError, InputError, TwinError
+from twin.errors import CRSError, InputError, NothingToTile, TwinError
+from twin.model.heights import HeightGrid
 from twin.model.points import PointCloudHeader
+from twin.ops.area import area_in_crs
 from twin.pipeline.common import (
     LocalFrame,
     Progress,
@@ -80,6 +83,7 @@ from twin.tiling.points import (
 )
 from twin.tiling.tileset import Tile, box_from_bounds, column_major, metadata_schema
 from twin.tiling.tileset import tileset_document as make_tileset_document
+from twin.writers.heights import write_heights
 from twin.writers.store import staged_directory
 
 log = logging.getLogger(__name__)
@@ -136,6 +140,12 @@ class LidarOptions:
     """Bytes the whole process tree may use."""
     max_points_per_tile: int = POINT_TILING.max_points_per_tile
     attribution: str = ""
+    area: Polygon | None = None
+    """Keep only points in this polygon (the terrain: its bounding box)."""
+    area_crs: str = "EPSG:25833"
+    """The CRS of ``area``."""
+    write_heights: bool = False
+    """Also write the terrain grid as ``heights.npz`` (see twin/writers/heights.py)."""
 
 
 @dataclass(slots=True)
@@ -206,6 +216,8 @@ class _Input:
     transformer: EcefTransformer
     transform: GridTransform | None = None
     rgb_bits: int = 0
+    area: Polygon | None = None
+    """The build's area in this file's x/y, if any."""
     lo: npt.NDArray[np.float64] | None = None
     hi: npt.NDArray[np.float64] | None = None
 
@@ -287,7 +299,15 @@ def _inputs(
             transformer = ecef_transformer(source, options.geoid)
         except CRSError as exc:
             raise type(exc)(f"{path}: {exc}") from None
-        inputs.append(_Input(header, source, transformer))
+        item = _Input(header, source, transformer)
+        if options.area is not None:
+            item.area = area_in_crs(options.area, options.area_crs, source.horizontal)
+            if _area_bounds(item) is None:
+                report.warnings.append(f"{path}: outside the area; skipped")
+                continue
+        inputs.append(item)
+    if not inputs and options.area is not None:
+        raise NothingToTile(f"{', '.join(map(str, paths))}: no file reaches into the area")
     if not inputs:
         raise InputError(
             f"{', '.join(map(str, paths))}: no points in the input (the header says 0): "
@@ -299,6 +319,19 @@ def _inputs(
     report.vertical_model = "; ".join(sorted(m.name for m in models))
     report.vertical_error_m = max(m.expected_error_m for m in models)
     return inputs
+
+
+def _area_bounds(item: _Input) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """The file's header bounds, cut to the area's bounding box (None: they do not meet)."""
+    mins = np.asarray(item.header.mins, dtype=np.float64).copy()
+    maxs = np.asarray(item.header.maxs, dtype=np.float64).copy()
+    if item.area is not None:
+        xmin, ymin, xmax, ymax = item.area.bounds
+        mins[:2] = np.maximum(mins[:2], (xmin, ymin))
+        maxs[:2] = np.minimum(maxs[:2], (xmax, ymax))
+        if (mins[:2] > maxs[:2]).any():
+            return None
+    return mins, maxs
 
 
 def _file_crs(header: PointCloudHeader) -> SourceCRS:
@@ -353,7 +386,9 @@ def _place_file(
     if item.transformer not in converters:
         converters[item.transformer] = frame.to_local(item.transformer)
     exact = converters[item.transformer]
-    mins, maxs = np.asarray(header.mins), np.asarray(header.maxs)
+    bounds = _area_bounds(item)
+    assert bounds is not None
+    mins, maxs = bounds
     z_factor = _z_factor(item.source)
     if z_factor != 1.0:
         report.warnings.append(
@@ -459,6 +494,7 @@ def _build_points(
                     bounds_tolerance=(tolerance[0], tolerance[1], tolerance[2]),
                     classes=options.classes,
                     rgb_bits=item.rgb_bits,
+                    area=item.area,
                 )
             )
     colors = any(i.rgb_bits for i in inputs)
@@ -703,8 +739,9 @@ def _build_terrain(
             f"the terrain grid needs one CRS, the inputs have {len(labels)} "
             f"({'; '.join(sorted(labels))}): pass --crs or build them separately"
         )
-    mins = np.min([i.header.mins for i in inputs], axis=0)
-    maxs = np.max([i.header.maxs for i in inputs], axis=0)
+    bounds = [_area_bounds(i) for i in inputs]
+    mins = np.min([b[0] for b in bounds if b is not None], axis=0)
+    maxs = np.max([b[1] for b in bounds if b is not None], axis=0)
     builder = TerrainGridBuilder(
         (float(mins[0]), float(mins[1]), float(maxs[0]), float(maxs[1])),
         options.cell,
@@ -729,6 +766,12 @@ def _build_terrain(
     )
     report.terrain_filled_fraction = round(float(grid.filled.mean()), 4)
     first = inputs[0]
+    if options.write_heights:
+        write_heights(
+            staging / "heights.npz",
+            HeightGrid(grid.x0, grid.y0, grid.cell, grid.heights.astype(np.float32),
+                       first.source.label),
+        )
     exact = frame.to_local(first.transformer)
     prefix = "terrain/" if options.mode == "both" else "tiles/"
     before = _folder_stats(staging / prefix)

@@ -39,10 +39,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from shapely.geometry import Polygon
 
 from twin import GENERATOR
 from twin.errors import GeometryError, InputError
 from twin.model.points import PointSource
+from twin.ops.area import contains_xy
 from twin.writers.gltf import PointContent, PropertyAttribute, write_points_glb
 
 __all__ = [
@@ -448,6 +450,8 @@ class IngestTask:
     classes: tuple[int, ...] | None = None
     rgb_bits: int = 0
     """8 or 16: colours of the file; 0: none (white if the tileset has colours)."""
+    area: Polygon | None = None
+    """Keep only points in this polygon (file x/y)."""
     points_per_chunk: int = POINT_TILING.points_per_chunk
 
 
@@ -493,6 +497,11 @@ def ingest_points(task: IngestTask) -> IngestResult:
         result.classes += np.bincount(chunk.classification, minlength=256)
         if keep_class is not None:
             mask = keep_class[chunk.classification]
+            if not mask.all():
+                chunk = chunk.select(mask)
+                n = len(chunk)
+        if task.area is not None and n:
+            mask = contains_xy(task.area, chunk.x, chunk.y)
             if not mask.all():
                 chunk = chunk.select(mask)
                 n = len(chunk)

@@ -298,7 +298,10 @@ def _band_normals(nodes: Float64Array, first: int, r0: int, r1: int, nrows: int)
 
 def water_mask(grid: TerrainGrid) -> npt.NDArray[np.bool_]:
     """Cells drawn as water: filled (no returns), low (``water_max_height``) and part of a
-    gap of at least ``water_min_area``; a hint for readers of the scene, not a water model."""
+    gap of at least ``water_min_area``; a hint for readers of the scene, not a water model.
+    Data with a water class says where water is: then exactly those cells."""
+    if grid.water is not None:
+        return grid.water
     low = grid.filled & (grid.heights <= TERRAIN.water_max_height)
     if not low.any():
         return low
