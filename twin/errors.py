@@ -45,3 +45,18 @@ class ValidationError(TwinError):
 
 class ToolMissingError(TwinError, RuntimeError):
     """An external tool the task needs (node, npm package, browser) is not installed."""
+
+
+class SceneError(InputError):
+    """A scene definition or overlay file is wrong: names the file, the field and the fix."""
+
+    def __init__(self, file: str, field: str, message: str) -> None:
+        self.file = file
+        self.field = field
+        self.message = message
+        place = f"{file}: {field}" if field else file
+        super().__init__(f"{place}: {message}")
+
+    def __reduce__(self) -> tuple[type[SceneError], tuple[str, str, str]]:
+        # Rebuilt from its parts, so it survives the trip back from a worker process.
+        return (type(self), (self.file, self.field, self.message))
