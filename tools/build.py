@@ -10,7 +10,6 @@ import click
 from tools.options import crs_option, geoid_option, inputs_argument, out_option
 from tools.progress import progress_bar
 from twin.constants import TILING
-from twin.pipeline import CityGMLOptions, build_citygml
 
 
 @click.group()
@@ -54,6 +53,8 @@ def build_citygml_command(
     as_json: bool,
 ) -> None:
     """CityGML 1.0/2.0/3.0 files → one 3D Tiles 1.1 tileset at OUT."""
+    from twin.pipeline.citygml import CityGMLOptions, build_citygml
+
     options = CityGMLOptions(
         crs=crs,
         geoid=geoid,

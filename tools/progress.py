@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from tqdm import tqdm
 
-from twin.pipeline import Progress
+from twin.pipeline.common import Progress
 
 
 @contextmanager

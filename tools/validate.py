@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from twin.errors import ValidationError
-from twin.validate import validate_tileset
 
 
 @click.command()
@@ -18,6 +17,8 @@ from twin.validate import validate_tileset
 def validate(ctx: click.Context, path: Path, no_gltf: bool, no_containment: bool) -> None:
     """Validate a tileset (folder or tileset.json): 3D Tiles 1.1 schemas, every GLB through the
     Khronos glTF validator, and that bounding volumes contain their decoded geometry."""
+    from twin.validate import validate_tileset
+
     tileset = path / "tileset.json" if path.is_dir() else path
     report = validate_tileset(tileset, gltf=not no_gltf, containment=not no_containment)
     for line in report.warnings:

@@ -482,7 +482,10 @@ def write_terrain_tiles(
                     feature_ids=None,
                     indices=mesh.triangles,
                     origin=origin,
-                )
+                ),
+                # Byte normals: a quarter of the float size, invisible on terrain. Positions
+                # stay float32: per-tile quantization would break bit-identical shared edges.
+                compact_normals=True,
             )
             (tiles_dir / mesh.spec.name).write_bytes(data)
             bounds[(mesh.spec.level, mesh.spec.x, mesh.spec.y)] = (lo, hi)
