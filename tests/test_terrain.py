@@ -653,3 +653,21 @@ def test_terrain_renders_in_cesium(terrain_tileset: Path, render_tileset):
     assert close.content_mask().mean() == 1.0
     leaves = {u.rsplit("/", 1)[-1] for u in close.requests if "terrain-3-" in u}
     assert len(leaves) >= 4
+
+
+def test_water_points_make_the_surface_and_fill_their_gaps() -> None:
+    """Class 9 points are the surface where there is no ground; cells without points inside
+    a river are water too (nearest cell with points is water), and land stays land."""
+    builder = TerrainGridBuilder((0.0, 0.0, 20.0, 10.0), 1.0)
+    x, y = np.meshgrid(np.arange(20) + 0.5, np.arange(10) + 0.5)
+    x, y = x.ravel(), y.ravel()
+    river = x > 10
+    keep = ~river | ((x.astype(int) + y.astype(int)) % 3 != 0)  # holes in the river
+    z = np.where(river, 0.02, 3.0)
+    classes = np.where(river, 9, 2)
+    builder.add(x[keep], y[keep], z[keep], classes[keep])
+    grid = builder.finish()
+    assert grid.water is not None
+    assert grid.water[:, 11:].all() and not grid.water[:, :10].any()
+    np.testing.assert_allclose(grid.heights[:, :10], 3.0)
+    np.testing.assert_allclose(grid.heights[:, 12:], 0.02, atol=0.05)

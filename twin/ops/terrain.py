@@ -225,7 +225,7 @@ class TerrainGridBuilder:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     heights = np.where(water, self._water_sum / self._water_count, heights)
                 used += int(self._water_count[water].sum())
-                water = water.reshape(shape)
+                water = _spread_water(water.reshape(shape), (self._count > 0).reshape(shape))
         else:
             assert self._lowest is not None
             lowest = np.where(np.isfinite(self._lowest), self._lowest, np.nan).reshape(shape)
@@ -257,6 +257,16 @@ class TerrainGridBuilder:
             ground_filter=ground_filter,
             water=water,
         )
+
+
+def _spread_water(water: BoolArray, ground: BoolArray) -> BoolArray:
+    """Water cells plus the empty cells whose nearest cell with points is water: sparse
+    returns leave holes in a river that would otherwise be drawn as land."""
+    empty = ~(water | ground)
+    if not empty.any() or not water.any():
+        return water
+    _, (rows, columns) = ndimage.distance_transform_edt(empty, return_indices=True)
+    return water | (empty & water[rows, columns])
 
 
 def lowest_point_ground(lowest: Float64Array, cell: float) -> BoolArray:
