@@ -482,6 +482,7 @@ class CesiumBrowser:
         heading: float = 30.0,
         pitch: float = -35.0,
         range: float | None = None,  # noqa: A002 - mirrors Cesium's HeadingPitchRange
+        view: tuple[float, ...] | None = None,
         maximum_screen_space_error: float = 16.0,
         time_iso: str | None = None,
         stable_frames: int = 5,
@@ -491,7 +492,9 @@ class CesiumBrowser:
         """Load ``tileset_dir/tileset_name`` in the viewer, wait for all tiles, screenshot.
 
         heading/pitch are degrees (pitch negative looks down); range is metres from the
-        bounding-sphere centre, None to fit the whole bounding sphere in view. "Loaded" means
+        bounding-sphere centre, None to fit the whole bounding sphere in view; view =
+        (lon, lat, ellipsoidal height, heading, pitch[, fov]) places the camera there instead
+        (a tour stop's camera). "Loaded" means
         tileset.tilesLoaded held, with the camera still, for stable_frames rendered frames and
         stable_seconds; time_iso fixes the sun (default: a June noon in Rostock).
         Never raises for page-side failures or timeouts: inspect the result instead.
@@ -508,6 +511,8 @@ class CesiumBrowser:
         }
         if time_iso is not None:
             query["time"] = time_iso
+        if view is not None:
+            query["view"] = ",".join(f"{v:.9g}" for v in view)
         url_path = "/harness/index.html?" + urllib.parse.urlencode(query)
         from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 

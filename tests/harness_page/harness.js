@@ -49,6 +49,9 @@
   const heading = number("heading", 30);
   const pitch = number("pitch", -35);
   const range = number("range", 0);
+  // view=lon,lat,height,heading,pitch[,fov]: an explicit camera (degrees, ellipsoidal metres),
+  // e.g. a tour stop's, instead of fitting the tileset's bounding sphere.
+  const view = params.get("view") ? params.get("view").split(",").map(Number) : null;
   const stableFrames = number("stableFrames", 5);
   const stableMs = number("stableMs", 500);
   const time = params.get("time") || "2024-06-21T11:00:00Z";
@@ -170,9 +173,21 @@
       Cesium.Math.toRadians(heading), Cesium.Math.toRadians(pitch), range > 0 ? range : fitRange,
     );
     try {
-      await viewer.zoomTo(tileset, offset);
+      if (view) {
+        if (view.length > 5) scene.camera.frustum.fov = Cesium.Math.toRadians(view[5]);
+        scene.camera.setView({
+          destination: Cesium.Cartesian3.fromDegrees(view[0], view[1], view[2]),
+          orientation: {
+            heading: Cesium.Math.toRadians(view[3]),
+            pitch: Cesium.Math.toRadians(view[4]),
+            roll: 0,
+          },
+        });
+      } else {
+        await viewer.zoomTo(tileset, offset);
+      }
     } catch (error) {
-      fail(`zoomTo failed: ${error}`);
+      fail(`camera failed: ${error}`);
       return;
     }
 
