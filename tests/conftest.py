@@ -11,6 +11,7 @@ import pytest
 
 if TYPE_CHECKING:
     from tests.cesium_harness import CesiumBrowser, RenderResult
+    from tests.scene_fixtures import PublishedScenes
 
 # --------------------------------------------------------------------------------------------
 # CesiumJS in headless chromium (tests/cesium_harness.py); for tests marked `browser`
@@ -61,3 +62,17 @@ def render_tileset(
         return result
 
     return render
+
+
+# --------------------------------------------------------------------------------------------
+# The sample data and the three published sample scenes (tests/scene_fixtures.py)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def published_scenes() -> PublishedScenes:
+    """gehlsdorf, rostocker-oval and warnowbruecke built from the sample data (once per run,
+    shared by the xdist workers through a file lock)."""
+    from tests.scene_fixtures import published_scenes as build
+
+    return build()
