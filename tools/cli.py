@@ -40,12 +40,14 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 
 def _register() -> None:
-    from tools import build, build_lidar, info, validate
+    from tools import build, build_lidar, build_scene, info, package, render, serve, token, validate
+    from tools.sample_data.command import sample_data_command
 
     build.build.add_command(build_lidar.build_lidar_command)
-    cli.add_command(build.build)
-    cli.add_command(info.info)
-    cli.add_command(validate.validate)
+    build.build.add_command(build_scene.build_scene_command)
+    for command in (build.build, info.info, validate.validate, sample_data_command,
+                    package.package, serve.serve, token.token, render.render):
+        cli.add_command(command)
 
 
 _register()

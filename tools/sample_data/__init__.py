@@ -15,7 +15,7 @@ world.json. Modules, in the order data flows:
 - :mod:`~tools.sample_data.command`: the ``twin sample-data`` command.
 """
 
-from tools.sample_data.generate import SampleDataReport, generate_sample_data
-from tools.sample_data.world import World
-
-__all__ = ["SampleDataReport", "World", "generate_sample_data"]
+# The modules are imported where they are used: `twin` starts without loading the generator.
+DEFAULT_DENSITY = 1.0
+"""LiDAR pulses per square metre by default (returns are a few percent more)."""
+MAX_DENSITY = 50.0

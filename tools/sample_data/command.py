@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from tools.progress import progress_bar
-from tools.sample_data.generate import DEFAULT_DENSITY, MAX_DENSITY, generate_sample_data
+from tools.sample_data import DEFAULT_DENSITY, MAX_DENSITY
 
 
 @click.command("sample-data")
@@ -34,6 +34,8 @@ def sample_data_command(ctx: click.Context, out: Path, seed: int, density: float
     Warnowbrücke and WarnowQuartier, and world.json (EPSG:25833, DHHN2016 heights)."""
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     with progress_bar("sample data", "steps", enabled=not quiet) as bar:
+        from tools.sample_data.generate import generate_sample_data
+
         report = generate_sample_data(out, seed, density, bar, force=force)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

@@ -19,16 +19,12 @@ from typing import Any
 import numpy as np
 import pyproj
 
-from tools.sample_data import citygml, lidar
+from tools.sample_data import DEFAULT_DENSITY, MAX_DENSITY, citygml, lidar
 from tools.sample_data.world import FORMAT, TerrainGrid, World, dumps
 from twin import __version__
 from twin.errors import InputError
 from twin.pipeline.common import Progress
 from twin.writers.store import staged_directory
-
-DEFAULT_DENSITY = 1.0
-"""LiDAR pulses per square metre by default (returns are a few percent more)."""
-MAX_DENSITY = 50.0
 
 
 @dataclass
