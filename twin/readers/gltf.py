@@ -82,6 +82,10 @@ class DecodedPrimitive:
     """Every vertex attribute as stored (component dtype, not normalized, not transformed)."""
     node: int = -1
     """Index of the node that placed this primitive."""
+    property_table: int | None = None
+    """Index (into ``DecodedGLB.property_tables``) of the table the feature IDs refer to."""
+    material: int | None = None
+    """Index of the primitive's material in the glTF JSON, if it has one."""
 
 
 @dataclass
@@ -407,7 +411,10 @@ def _decode_primitive(
     normals = None
     if "NORMAL" in attribute_indices:
         normal_matrix = np.linalg.inv(to_tiles[:3, :3]).T
-        normals = decoder.float_accessor(attribute_indices["NORMAL"]) @ normal_matrix.T
+        stored_normals = decoder.float_accessor(attribute_indices["NORMAL"])
+        if not np.isfinite(stored_normals).all():
+            raise decoder.fail("NORMAL holds NaN or infinite values", where)
+        normals = stored_normals @ normal_matrix.T
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         normals = normals / np.where(length > 0, length, 1.0)
 
@@ -419,9 +426,12 @@ def _decode_primitive(
         colors = rgba
 
     feature_ids = None
+    property_table = None
     feature_sets = extensions.get("EXT_mesh_features", {}).get("featureIds", [])
     if feature_sets:
         first = feature_sets[0]
+        if isinstance(first.get("propertyTable"), int):
+            property_table = first["propertyTable"]
         if "attribute" in first:
             name = f"_FEATURE_ID_{first['attribute']}"
             if name not in attributes:
@@ -452,6 +462,8 @@ def _decode_primitive(
         feature_ids=feature_ids,
         attributes=attributes,
         node=node,
+        property_table=property_table,
+        material=primitive["material"] if isinstance(primitive.get("material"), int) else None,
     )
 
 
