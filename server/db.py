@@ -483,6 +483,48 @@ _OVERLAY_COLUMNS = "id, feature, revision, created, updated"
 _VARIANT_COLUMNS = "id, document, revision, created, updated"
 
 
+@dataclass(frozen=True)
+class _RecordKind:
+    """A table of revisioned records and its records' names in messages (``missing_noun``
+    where there is no record with the id, ``noun`` about its revision)."""
+
+    table: str
+    noun: str
+    missing_noun: str
+
+
+_OVERLAYS = _RecordKind("overlays", "overlay feature", "planner overlay feature")
+_VARIANTS = _RecordKind("variants", "scenario variant", "scenario variant")
+
+
+def _locked_revision(
+    tx: Transaction,
+    kind: _RecordKind,
+    scene: str,
+    record_id: str,
+    if_revision: int | None,
+    *,
+    replacing: bool,
+) -> tuple[int, str]:
+    """Lock a stored record for a replacement or a deletion and return its revision and
+    creation time; RecordNotFound, or RevisionMismatch when ``if_revision`` is given and
+    differs from the stored one."""
+    found = tx.row(
+        f"SELECT revision, created FROM {kind.table} WHERE scene = ? AND id = ?"
+        + tx.lock_clause("UPDATE"),
+        (scene, record_id),
+    )
+    if found is None:
+        raise RecordNotFound(f"scene {scene}: no {kind.missing_noun} {record_id!r}")
+    revision, created = found
+    if if_revision is not None and revision != if_revision:
+        raise RevisionMismatch(
+            f"scene {scene}: {kind.noun} {record_id!r} is at revision {revision}, "
+            f"not {if_revision}; read it again" + (" and reapply the change" if replacing else "")
+        )
+    return revision, created
+
+
 def feature_bbox(feature: dict[str, Any]) -> BBox:
     """West, south, east, north of a Feature's geometry (degrees)."""
     lons: list[float] = []
@@ -615,19 +657,9 @@ class ProjectStore:
         now = _now()
 
         def work(tx: Transaction) -> OverlayRecord:
-            found = tx.row(
-                "SELECT revision, created FROM overlays WHERE scene = ? AND id = ?"
-                + tx.lock_clause("UPDATE"),
-                (scene, feature_id),
+            revision, created = _locked_revision(
+                tx, _OVERLAYS, scene, feature_id, if_revision, replacing=True
             )
-            if found is None:
-                raise RecordNotFound(f"scene {scene}: no planner overlay feature {feature_id!r}")
-            revision, created = found
-            if if_revision is not None and revision != if_revision:
-                raise RevisionMismatch(
-                    f"scene {scene}: overlay feature {feature_id!r} is at revision {revision}, "
-                    f"not {if_revision}; read it again and reapply the change"
-                )
             tx.execute(
                 "UPDATE overlays SET feature = ?, west = ?, south = ?, east = ?, north = ?, "
                 "revision = ?, updated = ? WHERE scene = ? AND id = ?",
@@ -645,18 +677,7 @@ class ProjectStore:
         """Delete a stored feature; RecordNotFound, RevisionMismatch, OverlayInUse."""
 
         def work(tx: Transaction) -> None:
-            found = tx.row(
-                "SELECT revision FROM overlays WHERE scene = ? AND id = ?"
-                + tx.lock_clause("UPDATE"),
-                (scene, feature_id),
-            )
-            if found is None:
-                raise RecordNotFound(f"scene {scene}: no planner overlay feature {feature_id!r}")
-            if if_revision is not None and found[0] != if_revision:
-                raise RevisionMismatch(
-                    f"scene {scene}: overlay feature {feature_id!r} is at revision {found[0]}, "
-                    f"not {if_revision}; read it again"
-                )
+            _locked_revision(tx, _OVERLAYS, scene, feature_id, if_revision, replacing=False)
             users = [
                 row[0]
                 for row in tx.rows(
@@ -772,19 +793,9 @@ class ProjectStore:
         now = _now()
 
         def work(tx: Transaction) -> VariantRecord:
-            found = tx.row(
-                "SELECT revision, created FROM variants WHERE scene = ? AND id = ?"
-                + tx.lock_clause("UPDATE"),
-                (scene, variant_id),
+            revision, created = _locked_revision(
+                tx, _VARIANTS, scene, variant_id, if_revision, replacing=True
             )
-            if found is None:
-                raise RecordNotFound(f"scene {scene}: no scenario variant {variant_id!r}")
-            revision, created = found
-            if if_revision is not None and revision != if_revision:
-                raise RevisionMismatch(
-                    f"scene {scene}: scenario variant {variant_id!r} is at revision "
-                    f"{revision}, not {if_revision}; read it again and reapply the change"
-                )
             self._check_overlays(tx, scene, document.get("overlays", []), published_overlays)
             tx.execute(
                 "UPDATE variants SET document = ?, revision = ?, updated = ? "
@@ -802,18 +813,7 @@ class ProjectStore:
         """Delete a stored variant; RecordNotFound, RevisionMismatch."""
 
         def work(tx: Transaction) -> None:
-            found = tx.row(
-                "SELECT revision FROM variants WHERE scene = ? AND id = ?"
-                + tx.lock_clause("UPDATE"),
-                (scene, variant_id),
-            )
-            if found is None:
-                raise RecordNotFound(f"scene {scene}: no scenario variant {variant_id!r}")
-            if if_revision is not None and found[0] != if_revision:
-                raise RevisionMismatch(
-                    f"scene {scene}: scenario variant {variant_id!r} is at revision "
-                    f"{found[0]}, not {if_revision}; read it again"
-                )
+            _locked_revision(tx, _VARIANTS, scene, variant_id, if_revision, replacing=False)
             # variant_overlays rows go by ON DELETE CASCADE
             tx.execute("DELETE FROM variants WHERE scene = ? AND id = ?", (scene, variant_id))
 

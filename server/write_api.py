@@ -22,8 +22,8 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any, Protocol
 
 import anyio.to_thread
@@ -280,6 +280,7 @@ IfMatch = Annotated[
     Header(description="the ETag a client read; the write is refused (412) if it changed"),
 ]
 IfNoneMatch = Annotated[str | None, Header()]
+SceneIdPath = Annotated[str, Path(alias="scene")]
 FeatureIdPath = Annotated[str, Path(description="overlay feature id")]
 VariantIdPath = Annotated[str, Path(description="scenario variant id")]
 
@@ -345,6 +346,13 @@ def _check_region(scene: PublishedScene, scene_id: str, feature: dict[str, Any])
         )
 
 
+def _check_same_id(body_id: str | None, url_id: str) -> None:
+    """A PUT body's id, if it has one, must be the URL's."""
+    if body_id is not None and body_id != url_id:
+        raise _invalid(("id",), f"the body's id {body_id!r} differs from the URL's "
+                       f"{url_id!r}", body_id)
+
+
 def _feature_response(record: OverlayRecord, status: int, location: str | None) -> JSONResponse:
     headers = {"ETag": _etag(record.revision)}
     if location:
@@ -376,9 +384,14 @@ def _check_variant(scene: PublishedScene, body: VariantBody) -> None:
             )
 
 
-def _unknown_overlays(body: VariantBody, exc: UnknownOverlays) -> RequestValidationError:
-    index = body.overlays.index(exc.feature_ids[0])
-    return _invalid(("overlays", index), str(exc), exc.feature_ids[0])
+@contextmanager
+def _unknown_overlays_of(body: VariantBody) -> Iterator[None]:
+    """The store's UnknownOverlays as a 422 that points at the body's first unknown id."""
+    try:
+        yield
+    except UnknownOverlays as exc:
+        index = body.overlays.index(exc.feature_ids[0])
+        raise _invalid(("overlays", index), str(exc), exc.feature_ids[0]) from None
 
 
 _ERRORS = {
@@ -425,7 +438,7 @@ def router() -> APIRouter:
                    409: {"description": "the id exists (published or a planner's)"}},
     )
     async def create_overlay(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         feature: OverlayFeature,
         scene: SceneDep,
         store: StoreDep,
@@ -457,7 +470,7 @@ def router() -> APIRouter:
                    412: {"description": "If-Match does not match the current revision"}},
     )
     async def replace_overlay(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         feature_id: FeatureIdPath,
         feature: OverlayFeature,
         scene: SceneDep,
@@ -466,9 +479,7 @@ def router() -> APIRouter:
         if_match: IfMatch = None,
     ) -> JSONResponse:
         """Replace a planner's feature as a whole (the body's id, if any, must be the URL's)."""
-        if feature.id is not None and feature.id != feature_id:
-            raise _invalid(("id",), f"the body's id {feature.id!r} differs from the URL's "
-                           f"{feature_id!r}", feature.id)
+        _check_same_id(feature.id, feature_id)
         await _refuse_published(store, scene, scene_id, feature_id)
         document = feature.to_feature(feature_id)
         _check_region(scene, scene_id, document)
@@ -486,7 +497,7 @@ def router() -> APIRouter:
                    412: {"description": "If-Match does not match the current revision"}},
     )
     async def delete_overlay(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         feature_id: FeatureIdPath,
         scene: SceneDep,
         store: StoreDep,
@@ -502,7 +513,7 @@ def router() -> APIRouter:
     @api.get("/variants", tags=["variants"], summary="List the scene's scenario variants",
              responses={404: _ERRORS[404]})
     async def list_variants(
-        scene_id: Annotated[str, Path(alias="scene")], scene: SceneDep, store: StoreDep
+        scene_id: SceneIdPath, scene: SceneDep, store: StoreDep
     ) -> VariantList:
         """Every scenario variant of the scene, by id."""
         del scene  # resolved for the 404 of an unknown scene
@@ -514,7 +525,7 @@ def router() -> APIRouter:
     @api.get("/variants/{variant_id}", tags=["variants"], summary="One scenario variant",
              response_model=Variant, responses={404: _ERRORS[404], 304: {}})
     async def get_variant(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         variant_id: VariantIdPath,
         scene: SceneDep,
         store: StoreDep,
@@ -522,9 +533,7 @@ def router() -> APIRouter:
     ) -> Response:
         """A scenario variant; its ETag is its revision (If-None-Match → 304)."""
         del scene
-        record = await store.variant(
-            scene_id, _planner_id(scene_id, variant_id, "scenario variant")
-        )
+        record = await store.variant(scene_id, _variant_id(scene_id, variant_id))
         if record is None:
             raise RecordNotFound(f"scene {scene_id}: no scenario variant {variant_id!r}")
         etag = _etag(record.revision)
@@ -536,7 +545,7 @@ def router() -> APIRouter:
               summary="Create a scenario variant",
               responses={**_ERRORS, 409: {"description": "the id exists"}})
     async def create_variant(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         body: VariantBody,
         scene: SceneDep,
         store: StoreDep,
@@ -546,12 +555,10 @@ def router() -> APIRouter:
         features shown. The id is generated when the body has none."""
         _check_variant(scene, body)
         variant_id = body.id or uuid.uuid4().hex
-        try:
+        with _unknown_overlays_of(body):
             record = await store.create_variant(
                 scene_id, variant_id, body.document(), frozenset(scene.overlay_ids)
             )
-        except UnknownOverlays as exc:
-            raise _unknown_overlays(body, exc) from None
         log.info("variant %s/%s created (token %s)", scene_id, variant_id, writer)
         return _variant_response(
             record, 201, f"{API_PREFIX}/scenes/{scene_id}/variants/{variant_id}"
@@ -561,7 +568,7 @@ def router() -> APIRouter:
              summary="Replace a scenario variant",
              responses={**_ERRORS, 412: {"description": "If-Match does not match"}})
     async def replace_variant(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         variant_id: VariantIdPath,
         body: VariantBody,
         scene: SceneDep,
@@ -570,20 +577,16 @@ def router() -> APIRouter:
         if_match: IfMatch = None,
     ) -> JSONResponse:
         """Replace a variant as a whole (the body's id, if any, must be the URL's)."""
-        if body.id is not None and body.id != variant_id:
-            raise _invalid(("id",), f"the body's id {body.id!r} differs from the URL's "
-                           f"{variant_id!r}", body.id)
+        _check_same_id(body.id, variant_id)
         _check_variant(scene, body)
-        try:
+        with _unknown_overlays_of(body):
             record = await store.replace_variant(
                 scene_id,
-                _planner_id(scene_id, variant_id, "scenario variant"),
+                _variant_id(scene_id, variant_id),
                 body.document(),
                 frozenset(scene.overlay_ids),
                 _if_revision(if_match),
             )
-        except UnknownOverlays as exc:
-            raise _unknown_overlays(body, exc) from None
         log.info("variant %s/%s replaced (token %s)", scene_id, variant_id, writer)
         return _variant_response(record, 200, None)
 
@@ -591,7 +594,7 @@ def router() -> APIRouter:
                 summary="Delete a scenario variant",
                 responses={**_ERRORS, 412: {"description": "If-Match does not match"}})
     async def delete_variant(
-        scene_id: Annotated[str, Path(alias="scene")],
+        scene_id: SceneIdPath,
         variant_id: VariantIdPath,
         scene: SceneDep,
         store: StoreDep,
@@ -601,8 +604,7 @@ def router() -> APIRouter:
         """Delete a scenario variant."""
         del scene
         await store.delete_variant(
-            scene_id, _planner_id(scene_id, variant_id, "scenario variant"),
-            _if_revision(if_match),
+            scene_id, _variant_id(scene_id, variant_id), _if_revision(if_match)
         )
         log.info("variant %s/%s deleted (token %s)", scene_id, variant_id, writer)
         return Response(status_code=204)
@@ -615,6 +617,11 @@ def _planner_id(scene_id: str, record_id: str, what: str) -> str:
     if not RECORD_ID.match(record_id):
         raise RecordNotFound(f"scene {scene_id}: no {what} {record_id!r}")
     return record_id
+
+
+def _variant_id(scene_id: str, variant_id: str) -> str:
+    """A scenario variant id from the URL (404 for one no variant can have)."""
+    return _planner_id(scene_id, variant_id, "scenario variant")
 
 
 async def _refuse_published(
