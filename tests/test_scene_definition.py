@@ -105,7 +105,8 @@ def test_real_scene_loads_with_the_documented_area_and_layers(scene_id: str) -> 
     assert kinds["terrain"] == "terrain" and kinds["buildings"] == "citygml"
     assert kinds["points"] == "points" and scene.layers["points"].visible is False
     assert scene.layers["terrain"].sources == ["3dm_33_*_1.laz"]
-    assert scene.layers["terrain"].grid_cell == 2.0  # a 2 m terrain: a quarter of the bytes of 1 m, fine for tours
+    # a 2 m terrain: a quarter of the bytes of 1 m, fine for tours
+    assert scene.layers["terrain"].grid_cell == 2.0
     assert scene.layers["buildings"].sources == ["LoD2_33_*_2_MV.gml"]
     assert scene.layers["warnowbruecke"].sources == ["geplant/Warnowbruecke_LoD2.gml"]
     # Planned structures appear only in `geplant`.
