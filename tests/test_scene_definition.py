@@ -34,7 +34,7 @@ SCENE_IDS = ("rostocker-oval", "warnowbruecke", "gehlsdorf")
 AREAS = {
     "rostocker-oval": (311300, 313900, 5997050, 5998750),
     "warnowbruecke": (312250, 313050, 5997350, 5998450),
-    "gehlsdorf": (311300, 314000, 5998000, 5999200),
+    "gehlsdorf": (311300, 314000, 5997600, 5999200),
 }
 KROEPELINER_TOR = (312244.0, 5997168.0)
 STOP_KEYS = {
