@@ -37,10 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyproj
+import shapely
 
 from twin import GENERATOR
 from twin.crs import EcefTransformer, ecef_to_geodetic
 from twin.errors import InputError, NothingToTile, TwinError
+from twin.ops.area import area_in_crs
 from twin.pipeline.common import Progress
 from twin.readers.heights import read_heights
 from twin.readers.las import read_header
@@ -270,14 +273,17 @@ def _part(scene: Scene, layer_id: str, files: list[Path], geoid: str, cache: _Ca
 
 
 def _las_reaches(path: Path, scene: Scene) -> bool:
-    """Whether a LAS/LAZ file's header box meets the scene area (EPSG:25833 files; others are
-    assumed to and cut by the pipeline)."""
+    """Whether a LAS/LAZ file's header box meets the scene area (a file without a CRS is
+    left to the pipeline, which says what is missing)."""
     header = read_header(path)
-    xmin, ymin, xmax, ymax = scene.area_polygon.bounds
-    if not header.crs_wkt or "25833" not in header.crs_wkt:
+    if not header.crs_wkt:
         return True
-    return not (header.maxs[0] < xmin or header.mins[0] > xmax
-                or header.maxs[1] < ymin or header.mins[1] > ymax)
+    crs = pyproj.CRS.from_wkt(header.crs_wkt)
+    if crs.is_compound:
+        crs = crs.sub_crs_list[0]
+    area = area_in_crs(scene.area_polygon, SCENE_CRS, crs)
+    box = shapely.box(header.mins[0], header.mins[1], header.maxs[0], header.maxs[1])
+    return bool(box.intersects(area))
 
 
 def _build_part(
