@@ -370,7 +370,10 @@ class CesiumBrowser:
         chromium: Path = CHROMIUM_PATH,
         viewport: tuple[int, int] = VIEWPORT,
         extra_args: tuple[str, ...] = (),
+        playwright: Any = None,
     ) -> None:
+        """``playwright``: a running sync Playwright to use (the caller stops it); None
+        starts one. A thread can run one sync Playwright at a time."""
         from playwright.sync_api import sync_playwright
 
         if not chromium.is_file():
@@ -381,7 +384,8 @@ class CesiumBrowser:
         self.viewport = viewport
         started = time.perf_counter()
         self.server = StaticServer()
-        self._playwright = sync_playwright().start()
+        self._own_playwright = playwright is None
+        self._playwright = sync_playwright().start() if playwright is None else playwright
         try:
             self._browser = self._playwright.chromium.launch(
                 executable_path=str(chromium),
@@ -389,7 +393,8 @@ class CesiumBrowser:
                 args=[*CHROMIUM_ARGS, *extra_args],
             )
         except BaseException:
-            self._playwright.stop()
+            if self._own_playwright:
+                self._playwright.stop()
             self.server.close()
             raise
         self.startup_seconds = time.perf_counter() - started
@@ -404,7 +409,8 @@ class CesiumBrowser:
         try:
             self._browser.close()
         finally:
-            self._playwright.stop()
+            if self._own_playwright:
+                self._playwright.stop()
             self.server.close()
 
     def __enter__(self) -> CesiumBrowser:

@@ -19,12 +19,23 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture(scope="session")
-def cesium_browser() -> Iterator[CesiumBrowser]:
+def playwright_driver() -> Iterator[Any]:
+    """One sync Playwright for the whole test process: it keeps an event loop running on the
+    main thread, so a second one refuses to start and asyncio.run() fails beside it (tests
+    that need asyncio run it in a thread of their own, see ``run_async``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def cesium_browser(playwright_driver: Any) -> Iterator[CesiumBrowser]:
     """One headless chromium + local static server for the whole session (start-up is slow)."""
     # Imported here so that sessions without browser tests do not load the harness.
     from tests.cesium_harness import CesiumBrowser
 
-    with CesiumBrowser() as browser:
+    with CesiumBrowser(playwright=playwright_driver) as browser:
         yield browser
 
 

@@ -9,6 +9,7 @@ with SIGKILL in the middle of a burst of writes, restart it and check every ackn
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import http.client
 import json
@@ -57,6 +58,13 @@ BACKENDS = [
     # one worker runs every PostgreSQL test (tools/test: -n 2 --dist loadgroup): one cluster
     pytest.param("postgresql", marks=pytest.mark.xdist_group("postgres")),
 ]
+
+
+def run_async(coroutine: Any) -> Any:
+    """asyncio.run() in a thread of its own: browser tests on the same xdist worker keep a
+    sync Playwright (and so a running event loop) on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 # ------------------------------------------------------------------------------------------
@@ -774,7 +782,7 @@ def test_schema_creation_is_idempotent(database_url: str) -> None:
         with pytest.raises(StoreConfigError, match="schema version 99, newer than"):
             await ProjectStore.open(database_url)
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_url: str, tmp_path: Path) -> None:
@@ -787,7 +795,7 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(sqlite_url: str, tmp_path: Path)
         finally:
             await store.close()
 
-    assert asyncio.run(run()) == (("wal",), (2,), (1,), (10000,))  # synchronous 2 = FULL
+    assert run_async(run()) == (("wal",), (2,), (1,), (10000,))  # synchronous 2 = FULL
     assert (tmp_path / "twin.sqlite3").exists()
 
 
@@ -824,7 +832,7 @@ def test_store_bbox_filter_and_concurrent_writes(database_url: str) -> None:
         finally:
             await store.close()
 
-    asyncio.run(run())
+    run_async(run())
 
 
 def test_store_errors_name_the_database(tmp_path: Path) -> None:
@@ -845,7 +853,7 @@ def test_store_errors_name_the_database(tmp_path: Path) -> None:
         assert f"postgresql://planer:***@127.0.0.1:{port}/twin" in message
         assert "geheim" not in message
 
-    asyncio.run(run())
+    run_async(run())
     assert redact_url("postgresql://u@h/d") == "postgresql://u@h/d"
 
 
@@ -1017,7 +1025,7 @@ def test_no_acknowledged_write_is_lost_when_the_service_is_killed(
         finally:
             await store.close()
 
-    assert asyncio.run(consistency()) == []
+    assert run_async(consistency()) == []
 
 
 def _chunked_upload_over_the_limit_is_413(service: Service) -> None:

@@ -259,20 +259,18 @@ def service(
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's chromium (never a downloaded browser), WebGL2 on SwiftShader."""
-    from playwright.sync_api import sync_playwright
-
+def chromium(playwright_driver: Any) -> Iterator[Browser]:
+    """Debian's chromium (never a downloaded browser), WebGL2 on SwiftShader, started by the
+    test process's one Playwright (tests/conftest.py)."""
     if not CHROMIUM_PATH.is_file():
         raise FileNotFoundError(f"chromium not found at {CHROMIUM_PATH}: apt-get install chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM_PATH), headless=True, args=list(CHROMIUM_ARGS)
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    browser = playwright_driver.chromium.launch(
+        executable_path=str(CHROMIUM_PATH), headless=True, args=list(CHROMIUM_ARGS)
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
 @dataclass
