@@ -24,6 +24,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -253,6 +254,7 @@ class SQLiteBackend:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
         try:
             for _ in range(POOL_SIZE):
                 connection = self._connect()
@@ -296,6 +298,8 @@ class SQLiteBackend:
         return connection
 
     def transaction(self, work: Callable[[Transaction], T], write: bool) -> T:
+        if self._closed:
+            raise StoreUnavailable(f"{self.path}: the project store is closed")
         connection = self._idle.get()
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -316,8 +320,18 @@ class SQLiteBackend:
         pass  # BEGIN IMMEDIATE already holds the database's write lock
 
     def close(self) -> None:
+        """Close every connection once its work is done: closing one that a worker thread
+        still uses (a cancelled request's transaction) crashes the sqlite3 module."""
         with self._lock:
-            for connection in self._all:
+            self._closed = True
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000 + 5.0
+            for _ in range(len(self._all)):
+                try:
+                    connection = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    log.warning("%s: a transaction is still running; its connection stays "
+                                "open", self.path)
+                    break
                 connection.close()
             self._all.clear()
 
