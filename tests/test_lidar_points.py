@@ -20,6 +20,7 @@ from twin.crs import ecef_transformer, parse_crs_option
 from twin.errors import InputError
 from twin.pipeline.lidar import LidarOptions, build_lidar, parse_memory
 from twin.readers.gltf import read_glb
+from twin.readers.las import read_header
 from twin.tiling.points import srgb16_to_linear8
 from twin.validate import validate_tileset
 
@@ -253,8 +254,11 @@ def test_crs_override_and_feet(tmp_path):
     assert any("US survey foot" in w or "0.3048" in w for w in report.warnings)
     tiles = decoded_tiles(out)
     heights = tiles[0][1].positions[:, 2]
-    # 5592..5599 ft of terrain: about 6.3 ft (1.9 m) of relief, not 6.3 m.
-    assert 1.5 < np.ptp(heights) < 2.5
+    # 5592.75..5599.07 US survey feet of terrain: 1.926 m of relief, not 6.3 m (within the
+    # 1 cm placement lattice).
+    header = read_header(SAMPLES / "test1_4.las")
+    relief_m = (header.maxs[2] - header.mins[2]) * 1200 / 3937
+    assert np.ptp(heights) == pytest.approx(relief_m, abs=0.01)
 
 
 # --- bad input: one test each, exit 1, nothing at --out ---------------------------------------
