@@ -44,17 +44,17 @@ from twin import GENERATOR
 from twin.crs import EcefTransformer, ecef_to_geodetic
 from twin.errors import InputError, NothingToTile, TwinError
 from twin.ops.area import area_in_crs
-from twin.pipeline.common import Progress
+from twin.pipeline.common import Progress, write_tileset_json
 from twin.readers.heights import read_heights
 from twin.readers.las import read_header
 from twin.scene.camera import scene_transformer
 from twin.scene.definition import Scene, load_scene, resolve_sources
+from twin.scene.overlays import UTM33
 from twin.scene.publish import document_bytes, overlay_document, tour_document
 from twin.writers.store import STAGING_PREFIX
 
 __all__ = [
     "FORMAT",
-    "SCENE_CRS",
     "SceneBuildOptions",
     "SceneBuildReport",
     "build_scene",
@@ -62,7 +62,6 @@ __all__ = [
 ]
 
 FORMAT = "rostock-virtuell-scene/1"
-SCENE_CRS = "EPSG:25833"
 
 _HASH_CHUNK = 1 << 20
 
@@ -281,7 +280,7 @@ def _las_reaches(path: Path, scene: Scene) -> bool:
     crs = pyproj.CRS.from_wkt(header.crs_wkt)
     if crs.is_compound:
         crs = crs.sub_crs_list[0]
-    area = area_in_crs(scene.area_polygon, SCENE_CRS, crs)
+    area = area_in_crs(scene.area_polygon, UTM33, crs)
     box = shapely.box(header.mins[0], header.mins[1], header.maxs[0], header.maxs[1])
     return bool(box.intersects(area))
 
@@ -315,7 +314,7 @@ def _build_part(
         if part.kind == "citygml":
             build_citygml(part.sources, out, CityGMLOptions(
                 geoid=options.geoid, attribution=attribution, workers=options.workers,
-                area=scene.area_polygon, area_crs=SCENE_CRS,
+                area=scene.area_polygon, area_crs=UTM33,
             ), tick)
         else:
             layer = scene.layers[part.layer]
@@ -323,7 +322,7 @@ def _build_part(
                 mode="terrain" if part.kind == "terrain" else "points",
                 geoid=options.geoid, cell=layer.grid_cell, attribution=attribution,
                 workers=options.workers or None, area=scene.area_polygon,
-                area_crs=SCENE_CRS, write_heights=part.kind == "terrain",
+                area_crs=UTM33, write_heights=part.kind == "terrain",
             ), tick)
     except NothingToTile:
         cache.empty_marker(part.key).write_text("nothing in the area\n")
@@ -431,7 +430,7 @@ def _assemble(
             "title": scene.title_dict(),
             "description": scene.description_dict(),
             "generator": GENERATOR,
-            "crs": SCENE_CRS,
+            "crs": UTM33,
             "vertical_model": {
                 "name": vertical.vertical_model.name,
                 "expected_error_m": vertical.vertical_model.expected_error_m,
@@ -513,7 +512,7 @@ def _write_root_tileset(
         "extras": {"scene": scene.id, "part": what},
     }
     folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "tileset.json", document)
+    write_tileset_json(folder, document)
 
 
 def _tileset_region(document: dict[str, Any]) -> list[float]:
@@ -542,7 +541,7 @@ def _tileset_region(document: dict[str, Any]) -> list[float]:
 def _area_lonlat(scene: Scene) -> dict[str, Any]:
     import pyproj
 
-    transformer = pyproj.Transformer.from_crs(SCENE_CRS, "EPSG:4326", always_xy=True)
+    transformer = pyproj.Transformer.from_crs(UTM33, "EPSG:4326", always_xy=True)
     ring = np.asarray(scene.area_polygon.exterior.coords)
     lon, lat = transformer.transform(ring[:, 0], ring[:, 1])
     return {"type": "Polygon",

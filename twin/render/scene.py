@@ -15,10 +15,8 @@ import numpy as np
 from twin.crs import (
     EcefTransformer,
     ecef_to_enu_matrix,
-    ecef_transformer,
     find_grid,
     geodetic_to_ecef,
-    parse_crs_option,
 )
 from twin.errors import FormatError, GeoidError, InputError
 from twin.model.heights import HeightGrid
@@ -31,11 +29,10 @@ from twin.readers.published import (
     version_folder,
 )
 from twin.readers.tileset import Tileset
+from twin.scene.camera import scene_transformer
 
 __all__ = ["Epoch", "PublishedScene", "TourStop", "open_scene", "published_scene_ids"]
 
-SCENE_CRS = "EPSG:25833+7837"
-"""Positions in tours and on the command line: ETRS89 / UTM 33N + DHHN2016 normal heights."""
 _DEFAULT_GEOID = "egm96_15.gtx"
 _REBUILD = "rebuild the scene with `twin build scene`"
 
@@ -160,7 +157,7 @@ class PublishedScene:
                     "which PROJ cannot find: put it into PROJ's search path (e.g. "
                     "/usr/share/proj) so cameras are placed as the tiles were"
                 )
-        return ecef_transformer(parse_crs_option(SCENE_CRS), grid)
+        return scene_transformer(grid)
 
     def to_frame(self, points: Any) -> np.ndarray:
         """(n, 3) EPSG:25833 + DHHN2016 -> (n, 3) render frame."""
