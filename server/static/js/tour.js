@@ -22,6 +22,7 @@ const SUN_TIME = "2024-06-21T10:00:00Z"; // a fixed June morning: the same light
 const SETTLE_FRAMES = 4;
 const SETTLE_MS = 400;
 const MAXIMUM_SCREEN_SPACE_ERROR = 16;
+const CLICK_TOLERANCE_PX = 5; // ScreenSpaceEventHandler's: a press that moves less is a click
 const HIGHLIGHT = Cesium.Color.fromCssColorString("#ffd23f");
 
 const main = document.getElementById("main");
@@ -60,7 +61,7 @@ let overlays = null;
 const layers = []; // {meta, on, tileset, loading}
 let flight = 0; // id of the current camera flight; callbacks of older flights are ignored
 let dwellTimer = null;
-let lastInput = -Infinity;
+let gesture = null; // {x, y} where a pointer went down on the canvas, until it goes up
 let selected = null; // {kind: "building", feature, properties, layerTitle} | {kind: "overlay", id}
 let infoTrigger = null;
 
@@ -195,7 +196,6 @@ function flyToStop(stop, how) {
   const id = ++flight;
   camera.cancelFlight();
   stopInertia();
-  lastInput = -Infinity; // the tour has the camera now: earlier input does not make a roam
   if (how === "jump" || reducedMotion.matches) {
     state.flying = false;
     camera.setView({ destination, orientation });
@@ -720,21 +720,37 @@ function createViewer() {
   canvas.addEventListener("blur", () => {
     $("crosshair").hidden = true;
   });
-  for (const type of ["pointerdown", "wheel", "touchstart"]) {
-    canvas.addEventListener(type, () => {
-      lastInput = performance.now();
-      if (state.flying) {
-        scene.camera.cancelFlight();
-        state.flying = false;
-      }
-    }, { passive: true });
+  // Free roaming starts with the user's own gesture — a drag beyond Cesium's click tolerance or
+  // the wheel — never with a later frame noticing that the camera moved: on a software
+  // rasteriser a frame can take seconds, and the tour's own camera moves must not count.
+  const takeCamera = () => {
+    if (state.flying) {
+      scene.camera.cancelFlight();
+      state.flying = false;
+    }
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    gesture = { x: event.clientX, y: event.clientY };
+    takeCamera();
+  }, { passive: true });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!gesture || !event.buttons) return;
+    if (Math.hypot(event.clientX - gesture.x, event.clientY - gesture.y) > CLICK_TOLERANCE_PX) {
+      enterRoaming();
+    }
+  }, { passive: true });
+  for (const type of ["pointerup", "pointercancel"]) {
+    window.addEventListener(type, () => { gesture = null; }, { passive: true });
   }
+  canvas.addEventListener("wheel", () => {
+    takeCamera();
+    enterRoaming();
+  }, { passive: true });
   const handler = created.screenSpaceEventHandler;
   handler.removeInputAction(Cesium.ScreenSpaceEventType.LEFT_DOUBLE_CLICK);
   handler.setInputAction((click) => pickAt(click.position), Cesium.ScreenSpaceEventType.LEFT_CLICK);
   scene.camera.moveStart.addEventListener(() => {
     state.settled = false;
-    if (!state.flying && performance.now() - lastInput < 1500) enterRoaming();
     wake();
   });
   attachKeyboardCamera(Cesium, created, canvas, {
