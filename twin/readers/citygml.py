@@ -1514,19 +1514,18 @@ class _FragmentStream:
     def __init__(self, path: Path, prefix: bytes, start: int, end: int, suffix: bytes) -> None:
         self._file = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
         self._file.seek(start)
-        self._parts: list[bytes] = [prefix]
+        self._prefix = memoryview(prefix)
         self._remaining = end - start
         self._suffix = suffix
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = 1 << 20
-        if self._parts:
-            part = self._parts.pop(0)
-            if len(part) > size:
-                self._parts.insert(0, part[size:])
-                part = part[:size]
-            return part
+        if self._prefix:
+            # Slices of a memoryview: a prefix padded to millions of lines is not copied
+            # again on every read.
+            part, self._prefix = self._prefix[:size], self._prefix[size:]
+            return part.tobytes()
         if self._remaining > 0:
             block = self._file.read(min(size, self._remaining))
             self._remaining -= len(block)
