@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -85,13 +86,25 @@ def mesh_city_objects(
     triangles[flip] = triangles[flip][:, [0, 2, 1]]
     normals = vertex_normals_flat(local, triangles)
     kinds = np.array([s.kind for s in surfaces], dtype=object)
-    colors = np.empty((len(surfaces), 4), dtype=np.uint8)
-    for k, surface in enumerate(surfaces):
-        colors[k] = (
-            linear_bytes(surface.color)
-            if surface.color is not None
-            else KIND_COLORS.get(surface.kind, KIND_COLORS["other"])
-        )
+    # One palette row per distinct colour (a few per batch), one index per surface.
+    palette: dict[Any, int] = {}
+    rows: list[npt.NDArray[np.uint8]] = []
+    surface_color: list[int] = []
+    for surface in surfaces:
+        key = surface.color if surface.color is not None else surface.kind
+        row = palette.get(key)
+        if row is None:
+            row = palette[key] = len(rows)
+            rows.append(
+                linear_bytes(surface.color)
+                if surface.color is not None
+                else KIND_COLORS.get(surface.kind, KIND_COLORS["other"])
+            )
+        surface_color.append(row)
+    colors = (
+        np.array(rows, dtype=np.uint8)[np.array(surface_color, dtype=np.intp)]
+        if surfaces else np.zeros((0, 4), np.uint8)
+    )
     vertex_surface = np.repeat(
         np.arange(len(surfaces)), np.add.reduceat(soup.ring_lengths, soup.polygon_first_ring)
     ) if len(surfaces) else np.zeros(0, np.int64)
@@ -109,30 +122,34 @@ def mesh_city_objects(
     for k in np.flatnonzero(is_ground & ~tri.degenerate):
         start = ext_starts[k]
         ground_rings[surface_object[k]].append(local[start:start + ext_lengths[k]])
-    # Slice the batch back into objects (vertices of an object are contiguous).
-    v_bounds = np.searchsorted(vertex_object, np.arange(len(objects) + 1))
-    t_bounds = np.searchsorted(triangle_object, np.arange(len(objects) + 1))
+    # Keep only vertices that triangles use (degenerate rings leave theirs behind), then slice
+    # the batch back into objects: the vertices of an object are contiguous.
+    used = np.zeros(len(local), dtype=bool)
+    used[triangles.reshape(-1)] = True
+    remap = np.cumsum(used, dtype=np.int64) - 1
+    kept_object = vertex_object[used]
+    kept_local, kept_normals, kept_colors = local[used], normals[used], vertex_colors[used]
+    kept_triangles = remap[triangles]
+    objects_range = np.arange(len(objects) + 1)
+    v_bounds = np.searchsorted(kept_object, objects_range).tolist()
+    t_bounds = np.searchsorted(triangle_object, objects_range).tolist()
+    degenerate_list, flipped_list = degenerate_per_object.tolist(), flipped.tolist()
     result = []
     for o in range(len(objects)):
         v0, v1 = v_bounds[o], v_bounds[o + 1]
         t0, t1 = t_bounds[o], t_bounds[o + 1]
-        used = np.zeros(v1 - v0, dtype=bool)
-        tris = triangles[t0:t1] - np.uint32(v0)
-        used[tris.reshape(-1)] = True
-        # Keep only vertices that triangles use (degenerate rings leave theirs behind).
-        remap = np.cumsum(used, dtype=np.int64) - 1
         mesh = FeatureMesh(
-            local[v0:v1][used],
-            remap[tris].astype(np.uint32),
-            normals[v0:v1][used],
-            vertex_colors[v0:v1][used],
+            kept_local[v0:v1],
+            (kept_triangles[t0:t1] - v0).astype(np.uint32),
+            kept_normals[v0:v1],
+            kept_colors[v0:v1],
         )
         result.append(
             ObjectMesh(
                 mesh,
                 ground_triangle[t0:t1],
-                int(degenerate_per_object[o]),
-                bool(flipped[o]),
+                degenerate_list[o],
+                flipped_list[o],
                 ground_rings[o],
             )
         )

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from twin.constants import TOLERANCES
+from twin.ops.triangulate import weld_keys
 
 Float64Array = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.uint32]
@@ -71,10 +71,9 @@ def vertex_normals_flat(vertices: Float64Array, triangles: IndexArray) -> npt.ND
 
 def weld(vertices: Float64Array, triangles: IndexArray) -> tuple[Float64Array, IndexArray]:
     """Merge vertices closer than the weld distance; drop triangles that collapse."""
-    keys = np.round(vertices / TOLERANCES.weld_distance).astype(np.int64)
-    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    first, inverse = weld_keys(vertices)
     welded = vertices[first]
-    tris = inverse.reshape(-1)[triangles].astype(np.uint32)
+    tris = inverse[triangles].astype(np.uint32)
     keep = (tris[:, 0] != tris[:, 1]) & (tris[:, 1] != tris[:, 2]) & (tris[:, 0] != tris[:, 2])
     return welded, tris[keep]
 

@@ -100,14 +100,35 @@ def signed_volume(vertices: Float64Array, triangles: IndexArray) -> float:
     return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
 
 
+def weld_keys(vertices: Float64Array) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """(first, inverse) of the distinct vertex positions at the weld distance, in the order
+    of ``np.unique(rounded, axis=0)``: index of each distinct position's first vertex, and
+    each vertex's distinct position.
+
+    The three rounded coordinates are packed into one int64 whenever their ranges allow
+    (any batch under ~2,000 km at 1 mm): a 1-D unique, several times faster than the row-wise
+    one, and the same order, because the packing keeps the lexicographic order of the rows.
+    """
+    keys = np.round(vertices / TOLERANCES.weld_distance).astype(np.int64)
+    if len(keys) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    low = keys.min(axis=0)
+    span = keys.max(axis=0) - low + 1
+    if float(span[0]) * float(span[1]) * float(span[2]) < 2.0**62:
+        shifted = keys - low
+        packed = (shifted[:, 0] * span[1] + shifted[:, 1]) * span[2] + shifted[:, 2]
+        _, first, inverse = np.unique(packed, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
 def is_closed(triangles: IndexArray, vertices: Float64Array) -> bool:
     """Whether every edge (by welded vertex position) is shared by exactly two triangles."""
     if len(triangles) < 4:
         return False
     # Weld by rounded coordinates: polygons of a solid share positions, not indices.
-    keys = np.round(vertices / TOLERANCES.weld_distance).astype(np.int64)
-    _, welded = np.unique(keys, axis=0, return_inverse=True)
-    t = welded.reshape(-1)[triangles]
+    t = weld_keys(vertices)[1][triangles]
     edges = np.concatenate((t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]))
     edges.sort(axis=1)
     _, counts = np.unique(edges, axis=0, return_counts=True)
@@ -288,10 +309,7 @@ def closed_and_volume(
     twice) and its signed volume (positive when the normals point outward)."""
     if len(triangles) == 0:
         return np.zeros(n_objects, bool), np.zeros(n_objects)
-    keys = np.round(vertices / TOLERANCES.weld_distance).astype(np.int64)
-    _, welded = np.unique(keys, axis=0, return_inverse=True)
-    welded = welded.reshape(-1)
-    t = welded[triangles]
+    t = weld_keys(vertices)[1][triangles]
     edges = np.concatenate((t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]))
     edges.sort(axis=1)
     edge_object = np.tile(triangle_object, 3)
