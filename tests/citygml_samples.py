@@ -41,7 +41,8 @@ def building_xml(gml_id: str, surfaces: dict[str, list], attrs: str = "") -> str
             n += 1
             parts.append(
                 f"    <bldg:boundedBy><bldg:{kind}><bldg:lod2MultiSurface><gml:MultiSurface>"
-                f'<gml:surfaceMember><gml:Polygon gml:id="{gml_id}_p{n}"><gml:exterior><gml:LinearRing>'
+                f'<gml:surfaceMember><gml:Polygon gml:id="{gml_id}_p{n}">'
+                f"<gml:exterior><gml:LinearRing>"
                 f"<gml:posList>{pos_list(ring)}</gml:posList>"
                 f"</gml:LinearRing></gml:exterior></gml:Polygon></gml:surfaceMember>"
                 f"</gml:MultiSurface></bldg:lod2MultiSurface></bldg:{kind}></bldg:boundedBy>\n"

@@ -15,6 +15,7 @@ from scipy.spatial import cKDTree
 
 from tests.citygml_samples import box_polygons, building_xml, tall_tower, write_citygml
 from twin.crs import ecef_transformer, parse_srs_name
+from twin.errors import FormatError
 from twin.pipeline import CityGMLOptions, build_citygml
 from twin.readers.citygml import CityGMLReader
 from twin.readers.gltf import read_glb
@@ -93,7 +94,10 @@ def test_local_crs_file_builds_with_explicit_crs(tmp_path):
 
 
 def test_bridge_builds_with_explicit_crs(tmp_path):
-    path = SHARED / "citygml/ogc-examples/Road_over_Bridge_CityGML3.0_LOD2_with_CityObjectRelations.gml"
+    path = (
+        SHARED / "citygml/ogc-examples"
+        / "Road_over_Bridge_CityGML3.0_LOD2_with_CityObjectRelations.gml"
+    )
     report = build_citygml([path], tmp_path / "out", CityGMLOptions(crs="EPSG:25833+7837"))
     assert report.objects.get("Bridge") == 1
     assert validate_tileset(tmp_path / "out/tileset.json").ok
@@ -109,7 +113,7 @@ def test_placement_round_trip_fzk_haus(built):
     )
     srs = parse_srs_name("urn:ogc:def:crs,crs:EPSG::25832,crs:EPSG::5783")
     back_parts = []
-    for uri, ecef, tile in tileset_vertices(built[path.name]):
+    for _uri, ecef, tile in tileset_vertices(built[path.name]):
         if "children" not in tile:  # leaves hold the full geometry
             back_parts.append(ecef_transformer(srs).from_ecef(ecef))
     back = np.concatenate(back_parts)
@@ -224,7 +228,7 @@ def test_existing_output_untouched_on_failure(tmp_path):
     before = (out / "tileset.json").read_bytes()
     bad = tmp_path / "bad.gml"
     bad.write_text("<core:CityModel xmlns:core='http://www.opengis.net/citygml/2.0'><oops>")
-    with pytest.raises(Exception):
+    with pytest.raises(FormatError, match="malformed XML"):
         build_citygml([bad], out)
     assert (out / "tileset.json").read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".twin-tmp-")]
@@ -243,7 +247,8 @@ XXE = """<?xml version="1.0"?>
 <core:CityModel xmlns:core="http://www.opengis.net/citygml/2.0"><gml:name>&xxe;</gml:name></core:CityModel>
 """
 BOMB = """<?xml version="1.0"?>
-<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!DOCTYPE lolz [<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
 <core:CityModel xmlns:core="http://www.opengis.net/citygml/2.0">&lol3;</core:CityModel>
 """

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from twin.ops.mesh import extrude_footprint, flat_mesh, footprint_of, vertex_normals_flat
-from twin.ops.triangulate import is_closed, signed_volume, triangulate_polygon
+from twin.ops.triangulate import is_closed, signed_volume, triangulate_polygon, weld_keys
 from twin.tiling.lod import building_block, building_blocks
 from twin.tiling.tree import build_quadtree
 
@@ -85,6 +85,20 @@ def test_rectangle_with_hole_any_orientation(sides, azimuth, tilt, reverse):
     np.testing.assert_allclose(tri.normal, expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("extent", [500.0, 4e6])  # packed keys; too wide to pack: row-wise
+def test_weld_keys_match_row_unique(extent):
+    rng = np.random.default_rng(7)
+    vertices = np.round(rng.uniform(-extent, extent, (5000, 3)), 3) + UTM
+    # Near-duplicates within half a weld step, and exact repeats, out of order.
+    vertices = np.concatenate((vertices, vertices[::-3] + 2e-4, vertices[:100]))
+    keys = np.round(vertices / 1e-3).astype(np.int64)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    got_first, got_inverse = weld_keys(vertices)
+    assert len(got_first) == 5000
+    np.testing.assert_array_equal(got_first, first)
+    np.testing.assert_array_equal(got_inverse, inverse.reshape(-1))
+
+
 def test_extruded_block_is_closed_and_outward():
     footprint = shapely.Polygon([(0, 0), (12, 0), (12, 4), (4, 4), (4, 9), (0, 9)])  # L-shape
     vertices, triangles = extrude_footprint(footprint, 2.0, 11.0)
@@ -110,7 +124,9 @@ def test_block_of_gable_house_error_is_roof_height():
     tris = [triangulate_polygon(p) for p in polys]
     offsets = np.cumsum([0] + [len(t.vertices) for t in tris[:-1]])
     vertices = np.concatenate([t.vertices for t in tris])
-    triangles = np.concatenate([t.triangles + o for t, o in zip(tris, offsets)]).astype(np.uint32)
+    triangles = np.concatenate(
+        [t.triangles + o for t, o in zip(tris, offsets, strict=True)]
+    ).astype(np.uint32)
     assert is_closed(triangles, vertices)
     assert signed_volume(vertices, triangles) == pytest.approx(10 * 8 * 6 + 10 * 8 * 3 / 2)
     from twin.ops.mesh import FeatureMesh
@@ -151,8 +167,12 @@ def test_blocks_keep_annex_height():
     offsets = np.cumsum([0] + [len(t.vertices) for t in tris[:-1]])
     vertices = np.concatenate([t.vertices for t in tris])
     triangles = np.concatenate([t.triangles + o for t, o in zip(tris, offsets, strict=True)])
-    mesh = FeatureMesh(vertices, triangles.astype(np.uint32),
-                       vertex_normals_flat(vertices, triangles), np.zeros((len(vertices), 4), np.uint8))
+    mesh = FeatureMesh(
+        vertices,
+        triangles.astype(np.uint32),
+        vertex_normals_flat(vertices, triangles),
+        np.zeros((len(vertices), 4), np.uint8),
+    )
     grounds = [p for p, kind in polys if kind == "GroundSurface"]
     [(block, error)] = building_blocks([mesh], [grounds], np.zeros(4, np.uint8))
     assert error == pytest.approx(0.0, abs=1e-9)  # flat roofs: blocks are exact
