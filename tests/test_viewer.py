@@ -782,6 +782,14 @@ def test_autoplay_pause_roaming_and_reduced_motion(
         assert not visit.state()["roaming"]
         assert_camera_at(visit, stops[paused_at - 1])
 
+        # The wheel zooms, and that is roaming too.
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -240)
+        page.wait_for_function("() => window.viewerState.roaming")
+        page.locator("#back-to-tour").click()
+        assert not visit.state()["roaming"]
+        assert_camera_at(visit, stops[paused_at - 1])
+
         # Autoplay runs to the last stop and stops there.
         page.locator("#play").click()
         page.wait_for_function(
