@@ -349,8 +349,8 @@ def test_parallel_shards_give_identical_bytes(tmp_path, monkeypatch):
 
 
 def test_fragment_deep_in_a_file_keeps_line_numbers(tmp_path):
-    """A shard after more than a million lines (its padding is split below libxml2's 10 MB
-    text-node limit) still parses, and reports the file's own line numbers (> 65535)."""
+    """A shard after more than a million lines reports the file's own line numbers (libxml2
+    counts from the shard's start; the reader adds the lines before it)."""
     from twin.readers.citygml import CityGMLReader, plan_shards
 
     first = building_xml("first", box_polygons(312244.0, 5997168.0, 10.0, 4.0, 4.0, 6.0))

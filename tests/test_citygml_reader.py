@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -13,7 +14,7 @@ from lxml import etree
 
 from twin.errors import FormatError, GeometryError, InputError, UnsafeInputError
 from twin.model.city import SURFACE_KINDS, CityObject
-from twin.readers.citygml import CityGMLReader, read_citygml
+from twin.readers.citygml import CityGMLReader, plan_shards, read_citygml
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CITYGML = SHARED / "data" / "citygml"
@@ -727,3 +728,49 @@ def test_memory_is_bounded_by_one_object(tmp_path):
     assert int(count) == 3000
     # A kept tree would take several times the file size (~30 MB); streaming takes a few MB.
     assert size_mb > 25 and float(growth_mb) < 10, (size_mb, growth_mb)
+
+
+def test_line_numbers_stay_exact_beyond_65535_lines(tmp_path):
+    """libxml2 keeps an element's line in 16 bits and past 65,535 reports a nearby text's line
+    instead; the reader parses files of more lines in shards and adds the lines before each,
+    so every building's and polygon's line is its start tag's, read whole or in shards."""
+    path = tmp_path / "mv_400.gml"
+    subprocess.run(
+        [sys.executable, str(GEN_MV_LOD2), "--buildings", "400", "--seed", "3", "--out",
+         str(path)],
+        check=True, capture_output=True,
+    )
+    start_tags: dict[str, int] = {}
+    with open(path, "rb") as f:
+        for number, text in enumerate(f, 1):
+            for match in re.finditer(rb'<(?:bldg:Building|gml:Polygon) gml:id="([^"]+)"', text):
+                start_tags[match.group(1).decode()] = number
+    assert max(start_tags.values()) > 80_000
+    whole = list(CityGMLReader(path))
+    shards = plan_shards(path, 1 << 20)
+    assert len(shards) >= 4
+    sharded = [obj for shard in shards for obj in CityGMLReader(path, fragment=shard)]
+    for objects in (whole, sharded):
+        assert len(objects) == 400
+        assert [obj.line for obj in objects] == [start_tags[obj.gml_id] for obj in objects]
+        lines = [(s.gml_id, s.line) for obj in objects for s in obj.surfaces]
+        assert lines == [(gml_id, start_tags[gml_id]) for gml_id, _ in lines]
+    assert whole[-1].line > 65_535
+
+
+def test_syntax_error_line_beyond_65535_lines(tmp_path):
+    """A broken tag deep in a large file is reported at its own line, whole or in shards."""
+    source = tmp_path / "mv_400.gml"
+    subprocess.run(
+        [sys.executable, str(GEN_MV_LOD2), "--buildings", "400", "--seed", "3", "--out",
+         str(source)],
+        check=True, capture_output=True,
+    )
+    lines = source.read_bytes().split(b"\n")
+    broken = 75_000
+    assert lines[broken - 1].strip().startswith(b"<")
+    lines[broken - 1] = lines[broken - 1].replace(b">", b" oops>", 1).replace(b"</", b"<", 1)
+    path = tmp_path / "broken.gml"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(FormatError, match=rf"broken\.gml: line {broken}(, column \d+)?: "):
+        list(CityGMLReader(path))

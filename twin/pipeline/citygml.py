@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from twin.pipeline.common import (
     provenance,
     write_tileset_json,
 )
-from twin.readers.citygml import CityGMLReader, plan_shards
+from twin.readers.citygml import CityGMLReader, iter_shards
 from twin.tiling.features import EncodedFeatures, FeatureInfo, FeatureStore, encode_features
 from twin.tiling.lod import BLOCK_CLASSES, building_blocks, feature_proxy, importance
 from twin.tiling.tileset import (
@@ -242,18 +242,19 @@ def _ingest(
 ) -> None:
     """Read every file shard by shard (in worker processes when there are several shards)
     and store the features in file order, so the output does not depend on scheduling."""
-    jobs: list[tuple[Path, tuple[int, int, int] | None]] = []
     for path in paths:
         header = CityGMLReader(path, skip_invalid=options.skip_invalid).header
         report.citygml_versions.append(header.version)
-        shards = plan_shards(path, _SHARD_BYTES)
-        jobs.extend((path, shard if len(shards) > 1 else None) for shard in shards)
     assert frame.origin is not None
     origin = frame.origin
-    workers = max(1, min(options.workers or os.cpu_count() or 1, len(jobs)))
-    for result in _map_in_order(
-        _ingest_shard, [(path, shard, options, origin) for path, shard in jobs], workers
-    ):
+    # Planned lazily: workers start on the first shards while the rest are found.
+    jobs = (
+        (path, shard, options, origin)
+        for path in paths
+        for shard in iter_shards(path, _SHARD_BYTES)
+    )
+    workers = options.workers or os.cpu_count() or 1
+    for result in _map_in_order(_ingest_shard, jobs, workers):
         store.append_encoded(result.features)
         catalogue.merge(result.attribute_types)
         report.triangles += sum(mesh[2] for mesh in result.features.meshes)
@@ -271,11 +272,15 @@ def _ingest(
 
 
 def _map_in_order(
-    function: Callable[..., _Result], jobs: list[tuple[Any, ...]], workers: int
+    function: Callable[..., _Result], jobs: Iterable[tuple[Any, ...]], workers: int
 ) -> Iterator[_Result]:
-    """Run jobs in a process pool, at most two per worker in flight, yielding in job order."""
-    if workers <= 1:
-        for job in jobs:
+    """Run jobs in a process pool, at most two per worker in flight, yielding in job order.
+    A single job runs here: starting a pool costs more than it would save."""
+    queue = iter(jobs)
+    first = list(itertools.islice(queue, 2))
+    queue = itertools.chain(first, queue)
+    if workers <= 1 or len(first) < 2:
+        for job in queue:
             yield function(*job)
         return
     context = multiprocessing.get_context("forkserver")
@@ -283,7 +288,6 @@ def _map_in_order(
     context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending: deque[Future[_Result]] = deque()
-        queue = iter(jobs)
         for job in itertools.islice(queue, 2 * workers):
             pending.append(pool.submit(function, *job))
         while pending:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import itertools
 import logging
 import math
 import re
@@ -339,9 +338,11 @@ class _Ref:
 class _ObjectWalk:
     """Walks one top-level city object: geometry records by LoD, id index, colours, parts."""
 
-    def __init__(self, gml_id_attr: str, relief_lod: int) -> None:
+    def __init__(self, gml_id_attr: str, relief_lod: int, line_offset: int = 0) -> None:
         self.gml_id_attr = gml_id_attr
         self.relief_lod = relief_lod
+        self.line_offset = line_offset
+        """Added to libxml2's line numbers: the file line before the parsed fragment's."""
         self.records: list[_Polygon | _Ref] = []
         self.index: dict[str, tuple[int, int]] = {}
         self.colors: dict[str, tuple[float, float, float]] = {}
@@ -395,7 +396,8 @@ class _ObjectWalk:
         href = elem.get(_XLINK_HREF)
         if href:
             target = href[1:] if href[:1] == "#" else href
-            self.records.append(_Ref(target, lod, kind, roof_edge, reverse, elem.sourceline))
+            self.records.append(_Ref(target, lod, kind, roof_edge, reverse,
+                                     elem.sourceline + self.line_offset))
 
     def geometry(self, prop: Any, lod: int, kind: str, roof_edge: bool, dim: int,
                  reverse: bool) -> None:
@@ -419,6 +421,7 @@ class _ObjectWalk:
         aggregates: list[tuple[str, int, Any]] = []
         roles = _FLAT_TAG_ROLES
         id_attr = self.gml_id_attr
+        line_offset = self.line_offset
         polygon: _Polygon | None = None
         exterior_next = True
         elements = prop.iter()
@@ -442,8 +445,8 @@ class _ObjectWalk:
                     polygon.interiors.append(ring)
             elif role == _FLAT_POLYGON:
                 gml_id = elem.get(id_attr)
-                polygon = _Polygon(gml_id, elem.sourceline, lod, kind, roof_edge, reverse,
-                                   None, [])
+                polygon = _Polygon(gml_id, elem.sourceline + line_offset, lod, kind,
+                                   roof_edge, reverse, None, [])
                 if gml_id is not None:
                     added.append((gml_id, index.get(gml_id)))
                     index[gml_id] = (len(records), len(records) + 1)
@@ -553,7 +556,8 @@ class _ObjectWalk:
         if gml_id is not None:
             self.index[gml_id] = (len(records), len(records) + 1)
         records.append(
-            _Polygon(gml_id, elem.sourceline, lod, kind, roof_edge, reverse, exterior, interiors)
+            _Polygon(gml_id, elem.sourceline + self.line_offset, lod, kind, roof_edge, reverse,
+                     exterior, interiors)
         )
 
     def appearance(self, elem: Any) -> None:
@@ -918,6 +922,8 @@ class CityGMLReader:
         self.report = ReadReport()
         self._header: CityModelHeader | None = None
         self._warnings = _WarningLog(self.report)
+        self._line_offset = 0
+        """File line before the fragment being parsed (libxml2 counts from there)."""
 
     @property
     def header(self) -> CityModelHeader:
@@ -938,25 +944,27 @@ class CityGMLReader:
         global_materials = 0
         group: list[_PendingObject] = []
         batch = _RingBatch()
+        fragments = [self.fragment] if self.fragment else iter_shards(self.path, _WHOLE_FILE)
         try:
-            with self._open_members() as source:
-                for _, member in etree.iterparse(
-                    source, events=("end",), tag=_MEMBER_TAGS, **_PARSER_OPTIONS
-                ):
-                    root = member.getparent()
-                    if root is None or root.getparent() is not None:
-                        continue  # a member name nested deeper (an ADE): part of its object
-                    if _tag_info(member.tag)[1] == "appearanceMember":
-                        global_materials += sum(1 for _ in member.iter("{*}X3DMaterial"))
-                    else:
-                        self._read_member(member, header, gml_id_attr, group, batch)
-                    # fast_iter: free this member and everything before it.
-                    member.clear(keep_tail=False)
-                    while member.getprevious() is not None:
-                        del root[0]
-                    if len(group) >= _GROUP_OBJECTS or batch.numbers >= _GROUP_NUMBERS:
-                        yield from self._finish_group(group, batch)
-                        group, batch = [], _RingBatch()
+            for fragment in fragments:
+                with self._open_members(fragment) as source:
+                    for _, member in etree.iterparse(
+                        source, events=("end",), tag=_MEMBER_TAGS, **_PARSER_OPTIONS
+                    ):
+                        root = member.getparent()
+                        if root is None or root.getparent() is not None:
+                            continue  # a member name nested deeper (an ADE): part of its object
+                        if _tag_info(member.tag)[1] == "appearanceMember":
+                            global_materials += sum(1 for _ in member.iter("{*}X3DMaterial"))
+                        else:
+                            self._read_member(member, header, gml_id_attr, group, batch)
+                        # fast_iter: free this member and everything before it.
+                        member.clear(keep_tail=False)
+                        while member.getprevious() is not None:
+                            del root[0]
+                        if len(group) >= _GROUP_OBJECTS or batch.numbers >= _GROUP_NUMBERS:
+                            yield from self._finish_group(group, batch)
+                            group, batch = [], _RingBatch()
         except etree.XMLSyntaxError as exc:
             # Objects before the broken spot are still delivered, then the error.
             yield from self._finish_group(group, batch)
@@ -973,27 +981,24 @@ class CityGMLReader:
                 )
             self._warnings.flush()
 
-    def _open_members(self) -> IO[bytes]:
-        """The file, or for a fragment the file's root start tag + the fragment + the end tag,
-        padded with newlines so that line numbers are the file's own."""
-        if self.fragment is None:
-            return open(self.path, "rb")
-        start, end, start_line = self.fragment
+    def _open_members(self, fragment: tuple[int, int, int]) -> IO[bytes]:
+        """A fragment of the file as a document of its own: the file's root start tag, the
+        fragment's bytes, the root end tag. Sets the line offset that makes libxml2's line
+        numbers the file's own."""
+        start, end, start_line = fragment
+        if (start, start_line) == (0, 1):
+            self._line_offset = 0
+            return _FragmentStream(self.path, b"", start, end, b"")
         with open(self.path, "rb") as f:
             head = f.read(min(start, 1 << 20))
         match = _ROOT_START.search(head)
         if match is None:
             raise FormatError(f"{self.path}: no CityModel start tag before byte {start}")
         prefix = head[: match.end()]
-        lines_before = start_line - 1
-        # Newlines keep line numbers; empty elements split them into text nodes below
-        # libxml2's 10 MB limit (a shard late in a large file needs millions of them). They
-        # are not members, so the member filter passes them by.
-        lines = max(lines_before - prefix.count(b"\n"), 0)
-        block = 1 << 20
-        padding = (b"\n" * block + b"<_/>") * (lines // block) + b"\n" * (lines % block)
+        # The fragment's first byte is on the prefix's last line in the stream.
+        self._line_offset = start_line - 1 - prefix.count(b"\n")
         closing = b"</" + match.group(1) + b">"
-        return _FragmentStream(self.path, prefix + padding, start, end, closing)
+        return _FragmentStream(self.path, prefix, start, end, closing)
 
     # header and safety checks
 
@@ -1078,7 +1083,8 @@ class CityGMLReader:
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> FormatError:
         """One-line FormatError with file, line and column for an lxml syntax error."""
-        line = exc.lineno or (exc.position[0] if exc.position else "?")
+        line = exc.lineno or (exc.position[0] if exc.position else None)
+        line = "?" if line is None else line + self._line_offset
         column = exc.position[1] if exc.position else None
         reason = re.sub(r",? line \d+, column \d+$", "", (exc.msg or str(exc)).strip())
         reason = " ".join(reason.split())
@@ -1103,7 +1109,8 @@ class CityGMLReader:
                 self._queue_rings(pending, pending.lods[0], batch)
                 group.append(pending)
         if not found and member.get(_XLINK_HREF):
-            self._skip("xlink:href member", f"{self.path}: line {member.sourceline}: "
+            line = member.sourceline + self._line_offset
+            self._skip("xlink:href member", f"{self.path}: line {line}: "
                        f"member by reference {member.get(_XLINK_HREF)} not followed")
 
     def _skip(self, cls: str, message: str) -> None:
@@ -1122,10 +1129,10 @@ class CityGMLReader:
                      gml_id_attr: str) -> _PendingObject | None:
         """Attributes and geometry records of one city object; None if it has no geometry."""
         cls = _tag_info(elem.tag)[1]
-        line = elem.sourceline
+        line = elem.sourceline + self._line_offset
         gml_id = elem.get(gml_id_attr) or f"{cls}-line{line}"
         relief = cls in _RELIEF_CLASSES
-        walk = _ObjectWalk(gml_id_attr, _relief_lod(elem) if relief else 0)
+        walk = _ObjectWalk(gml_id_attr, _relief_lod(elem) if relief else 0, self._line_offset)
         kind = "terrain" if relief else "other"
         attributes: dict[str, AttributeValue] = {}
         generic: dict[str, AttributeValue] = {}
@@ -1522,8 +1529,6 @@ class _FragmentStream:
         if size is None or size < 0:
             size = 1 << 20
         if self._prefix:
-            # Slices of a memoryview: a prefix padded to millions of lines is not copied
-            # again on every read.
             part, self._prefix = self._prefix[:size], self._prefix[size:]
             return part.tobytes()
         if self._remaining > 0:
@@ -1545,50 +1550,131 @@ class _FragmentStream:
         self.close()
 
 
+_SHARD_LINES = 60_000
+"""At most this many lines a shard: libxml2 keeps an element's line number in 16 bits (beyond
+65,535 it reports a nearby text's line), so within a shard every number stays exact and the
+reader adds the lines before it."""
+
+_WHOLE_FILE = 1 << 62
+"""A byte target no file reaches: shards bounded by lines alone."""
+
+
 def plan_shards(path: str | Path, target_bytes: int) -> list[tuple[int, int, int]]:
     """(start byte, end byte, line at start) of ranges of whole top-level members, about
-    ``target_bytes`` each, covering every member of the file: the unit of parallel reading.
-    One range when the file is small or its members cannot be found by their start tags."""
+    ``target_bytes`` and at most ``_SHARD_LINES`` lines each, covering every member of the
+    file: the unit of parallel reading. One range (0, size, 1) when the file is small or its
+    members cannot be found by their start tags."""
+    return list(iter_shards(path, target_bytes))
+
+
+def iter_shards(path: str | Path, target_bytes: int) -> Iterator[tuple[int, int, int]]:
+    """``plan_shards`` lazily: each range as soon as it is found, reading the file in windows
+    of at most ``_SCAN_BYTES`` (memory stays bounded however large the file)."""
     path = Path(path)
     size = path.stat().st_size
+    if size == 0:
+        yield (0, 0, 1)
+        return
     with open(path, "rb") as f:
-        import mmap
+        f.seek(max(0, size - 65536))
+        tail = f.read()
+        tail_at = tail.rfind(b"</")
+        first = _next_member(f, 0, size)
+        if first is None or tail_at < 0 or _ROOT_END.match(tail, tail_at) is None:
+            yield (0, size, 1)
+            return
+        end = size - len(tail) + tail_at
+        position = first
+        line = 1 + _newlines(f, 0, first)
+        while True:
+            stop = min(position + target_bytes, position + _SCAN_BYTES, end)
+            limit, lines = _line_limit(f, position, stop)
+            if limit >= end:
+                yield (0, size, 1) if position == first else (position, end, line)
+                return
+            # The last member that starts within the limits, else (one member longer than
+            # them) the first one after.
+            cut = _last_member(f, position + 1, limit) or _next_member(f, limit, end)
+            if cut is None:
+                yield (position, end, line)
+                return
+            yield (position, cut, line)
+            if cut <= limit:
+                line += lines - _newlines(f, cut, limit)
+            else:
+                line += lines + _newlines(f, limit, cut)
+            position = cut
 
-        if size == 0:
-            return [(0, 0, 1)]
-        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            first = _MEMBER_START.search(data)
-            tail = data.rfind(b"</")
-            end_match = _ROOT_END.match(data, tail) if tail >= 0 else None
-            if first is None or end_match is None or size <= target_bytes:
-                return [(0, size, 1)]
-            end = tail
-            cuts = [first.start()]
-            position = first.start() + target_bytes
-            while position < end:
-                found = _MEMBER_START.search(data, position, end)
-                if found is None:
-                    break
-                cuts.append(found.start())
-                position = found.start() + target_bytes
-            cuts.append(end)
-        # Line numbers of the cuts, counted in one pass through the file.
-        f.seek(0)
-        lines = [_newlines(f, cuts[0]) + 1]
-        for a, b in itertools.pairwise(cuts[:-1]):
-            lines.append(lines[-1] + _newlines(f, b - a))
-    return list(zip(cuts[:-1], cuts[1:], lines, strict=True))
+
+_SCAN_BYTES = 16 << 20
+"""The most bytes a shard planned by ``iter_shards`` holds."""
+
+_NEWLINE = np.uint8(ord("\n"))
+_BLOCK = 1 << 20
 
 
-def _newlines(f: IO[bytes], size: int) -> int:
-    """Newlines in the next ``size`` bytes of ``f``."""
-    count = 0
-    while size > 0:
-        block = f.read(min(size, 1 << 24))
-        if not block:
+def _line_limit(f: IO[bytes], start: int, stop: int) -> tuple[int, int]:
+    """Where the ``_SHARD_LINES``-th line after ``start`` ends, if before ``stop``, else stop;
+    and the newlines before that."""
+    position, lines = start, 0
+    while position < stop:
+        f.seek(position)
+        data = f.read(min(_BLOCK, stop - position))
+        if not data:
             break
-        count += block.count(b"\n")
-        size -= len(block)
+        count = data.count(b"\n")
+        if lines + count >= _SHARD_LINES:
+            breaks = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == _NEWLINE)
+            return position + int(breaks[_SHARD_LINES - lines - 1]), _SHARD_LINES - 1
+        lines += count
+        position += len(data)
+    return stop, lines
+
+
+def _last_member(f: IO[bytes], start: int, end: int) -> int | None:
+    """Byte position of the last member start tag that lies whole in [start, end), or None."""
+    back = 1 << 16
+    while True:
+        low = max(start, end - back)
+        f.seek(low)
+        data = f.read(end - low)
+        found = None
+        for found in _MEMBER_START.finditer(data):  # noqa: B007 - the last one is wanted
+            pass
+        if found is not None:
+            return low + found.start()
+        if low == start:
+            return None
+        back *= 4
+
+
+def _next_member(f: IO[bytes], start: int, end: int) -> int | None:
+    """Byte position of the first member start tag in [start, end), or None."""
+    overlap = 256  # a start tag cut by a block boundary is found in the next block
+    position = start
+    while position < end:
+        f.seek(position)
+        data = f.read(min(_BLOCK, end - position))
+        found = _MEMBER_START.search(data)
+        if found is not None:
+            return position + found.start()
+        if position + len(data) >= end or not data:
+            return None
+        position += max(len(data) - overlap, 1)
+    return None
+
+
+def _newlines(f: IO[bytes], start: int, end: int) -> int:
+    """Newlines in bytes [start, end) of ``f``."""
+    f.seek(start)
+    count = 0
+    remaining = end - start
+    while remaining > 0:
+        data = f.read(min(remaining, 1 << 24))
+        if not data:
+            break
+        count += data.count(b"\n")
+        remaining -= len(data)
     return count
 
 
