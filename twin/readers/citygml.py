@@ -986,15 +986,16 @@ class CityGMLReader:
         fragment's bytes, the root end tag. Sets the line offset that makes libxml2's line
         numbers the file's own."""
         start, end, start_line = fragment
-        if (start, start_line) == (0, 1):
+        if start == 0 and end >= self.path.stat().st_size:
             self._line_offset = 0
             return _FragmentStream(self.path, b"", start, end, b"")
         with open(self.path, "rb") as f:
-            head = f.read(min(start, 1 << 20))
+            head = f.read(min(max(start, end), 1 << 20))
         match = _ROOT_START.search(head)
         if match is None:
             raise FormatError(f"{self.path}: no CityModel start tag before byte {start}")
-        prefix = head[: match.end()]
+        # The first shard holds the root start tag itself.
+        prefix = head[: match.end()] if start else b""
         # The fragment's first byte is on the prefix's last line in the stream.
         self._line_offset = start_line - 1 - prefix.count(b"\n")
         closing = b"</" + match.group(1) + b">"
@@ -1584,17 +1585,20 @@ def iter_shards(path: str | Path, target_bytes: int) -> Iterator[tuple[int, int,
             yield (0, size, 1)
             return
         end = size - len(tail) + tail_at
-        position = first
-        line = 1 + _newlines(f, 0, first)
+        # The first shard starts at the file's start: what precedes the first member (names,
+        # envelope, global appearances) is read too.
+        position, line = 0, 1
         while True:
             stop = min(position + target_bytes, position + _SCAN_BYTES, end)
             limit, lines = _line_limit(f, position, stop)
             if limit >= end:
-                yield (0, size, 1) if position == first else (position, end, line)
+                yield (0, size, 1) if position == 0 else (position, end, line)
                 return
             # The last member that starts within the limits, else (one member longer than
             # them) the first one after.
-            cut = _last_member(f, position + 1, limit) or _next_member(f, limit, end)
+            cut = _last_member(f, max(position, first) + 1, limit) or _next_member(
+                f, limit, end
+            )
             if cut is None:
                 yield (position, end, line)
                 return
@@ -1634,7 +1638,7 @@ def _line_limit(f: IO[bytes], start: int, stop: int) -> tuple[int, int]:
 def _last_member(f: IO[bytes], start: int, end: int) -> int | None:
     """Byte position of the last member start tag that lies whole in [start, end), or None."""
     back = 1 << 16
-    while True:
+    while start < end:
         low = max(start, end - back)
         f.seek(low)
         data = f.read(end - low)
@@ -1644,8 +1648,9 @@ def _last_member(f: IO[bytes], start: int, end: int) -> int | None:
         if found is not None:
             return low + found.start()
         if low == start:
-            return None
+            break
         back *= 4
+    return None
 
 
 def _next_member(f: IO[bytes], start: int, end: int) -> int | None:
