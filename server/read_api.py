@@ -41,6 +41,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _CONDITIONAL: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the ETag in If-None-Match is current."},
 }
+_FILE_RESPONSES = _ERRORS | _CONDITIONAL | {
+    206: {"description": "Partial content (Range)."},
+    416: {"description": "Range not satisfiable."},
+}
 
 SceneId = Annotated[str, Path(description="Scene id, e.g. `warnowbruecke`.")]
 
@@ -104,10 +108,7 @@ def router() -> APIRouter:
 
     @api.get(
         "/{scene}/v/{version}/{path:path}", response_class=Response,
-        responses=_ERRORS | _CONDITIONAL | {
-            206: {"description": "Partial content (Range)."},
-            416: {"description": "Range not satisfiable."},
-        },
+        responses=_FILE_RESPONSES,
     )
     async def version_file(
         scene: SceneId,
@@ -120,10 +121,7 @@ def router() -> APIRouter:
 
     @api.get(
         "/{scene}/current/{path:path}", response_class=Response,
-        responses=_ERRORS | _CONDITIONAL | {
-            206: {"description": "Partial content (Range)."},
-            416: {"description": "Range not satisfiable."},
-        },
+        responses=_FILE_RESPONSES,
     )
     async def current_file(
         scene: SceneId,

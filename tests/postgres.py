@@ -18,13 +18,14 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.server_fixtures import free_port
 
 SERVER_USER = "postgres"
 START_TIMEOUT_S = 60
@@ -42,13 +43,6 @@ def find_postgres_bin() -> Path:
             "(apt-get install postgresql)"
         )
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresCluster:

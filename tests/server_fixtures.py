@@ -10,10 +10,18 @@ version with its own content.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -278,3 +286,58 @@ def tile_paths(scenes_dir: Path, scene_id: str = SCENE_ID) -> list[str]:
     folder = Path(scenes_dir) / scene_id / "current"
     manifest = json.loads((folder / "manifest.json").read_text())
     return sorted(path for path in manifest["files"] if path.endswith(".glb"))
+
+
+# --- a real ``twin serve`` process --------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll ``/readyz`` until it answers 200; AssertionError with the log's tail if the
+    service exits or is not ready within a minute."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"twin serve exited: {log.read_text()[-3000:]}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        try:
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.1)
+    raise AssertionError(f"twin serve did not become ready: {log.read_text()[-3000:]}")
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path, *, workers: int) -> Iterator[int]:
+    """``twin serve`` with ``env`` on a free port until the block ends (SIGTERM, then kill);
+    yields the port. Its output goes to ``log``."""
+    env = dict(env)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tools.cli", "-q", "serve", "--port", str(port),
+             "--workers", str(workers)],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_ready(port, process, log)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

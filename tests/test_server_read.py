@@ -13,10 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +30,7 @@ from schemathesis.checks import not_a_server_error
 from server.app import create_app
 from server.auth import hash_token
 from server.settings import Settings
-from tests.server_fixtures import SCENE_ID, publish_scene, tile_paths
+from tests.server_fixtures import SCENE_ID, publish_scene, serving, tile_paths
 from twin.pipeline.package import package_scene
 
 REPO = Path(__file__).resolve().parent.parent
@@ -742,29 +738,6 @@ def test_twin_serve_names_a_bad_setting(tmp_path: Path) -> None:
 # -- a real `twin serve` --------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_up(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "twin serve exited"
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.2)
-    raise AssertionError("twin serve did not become ready")
-
-
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, layer_cache: Path
@@ -776,7 +749,6 @@ def served(
     publish_scene(scenes_dir, cache_dir=layer_cache, extra_files={"layers/big.bin": big})
     package = tmp_path / "packaged.3dtiles"
     package_scene(scenes_dir, SCENE_ID, package)
-    port = _free_port()
     env = dict(
         os.environ,
         TWIN_SCENES_DIR=str(scenes_dir),
@@ -785,23 +757,8 @@ def served(
         TWIN_CURRENT_CHECK_SECONDS="0",
         TWIN_WRITE_TOKENS=hash_token(TOKEN),
     )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", "-q", "serve", "--port", str(port), "--workers", "2"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_up(port, process)
+    with serving(env, tmp_path / "serve.log", workers=2) as port:
         yield port, scenes_dir
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def _get(

@@ -41,8 +41,8 @@ from server.db import (
     redact_url,
 )
 from server.settings import Settings
-from tests.postgres import PostgresCluster, free_port, postgres_cluster  # noqa: F401
-from tests.server_fixtures import SCENE_ID, publish_scene
+from tests.postgres import PostgresCluster, postgres_cluster  # noqa: F401
+from tests.server_fixtures import SCENE_ID, free_port, publish_scene, wait_until_ready
 from tools.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -880,18 +880,12 @@ class Service:
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"twin serve exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise AssertionError(f"twin serve did not become ready: {self.log.read_text()[-3000:]}")
+        try:
+            wait_until_ready(self.port, self.process, self.log)
+        except AssertionError:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: no shutdown, no flush, like a power cut."""

@@ -16,11 +16,6 @@ import io
 import json
 import math
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +31,7 @@ from PIL import Image
 from server.app import create_app
 from server.settings import Settings
 from tests.cesium_harness import BENIGN_CONSOLE_PATTERNS, CHROMIUM_ARGS, CHROMIUM_PATH
-from tests.server_fixtures import SCENE_ID, publish_scene
+from tests.server_fixtures import SCENE_ID, publish_scene, serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Route
@@ -208,54 +203,19 @@ def test_web_routes_stay_out_of_the_api_document(client: TestClient) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def service(
     published_scenes: PublishedScenes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """``twin serve`` over the published sample scenes on a free port; yields its origin."""
     tmp = tmp_path_factory.mktemp("viewer-service")
-    port = _free_port()
     env = dict(
         os.environ,
         TWIN_SCENES_DIR=str(published_scenes.out),
         TWIN_DATABASE_URL=f"sqlite:///{tmp / 'store.sqlite3'}",
     )
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with (tmp / "serve.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "-q", "serve", "--port", str(port),
-             "--workers", "1"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert process.poll() is None, (tmp / "serve.log").read_text()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                try:
-                    connection.request("GET", "/readyz")
-                    if connection.getresponse().status == 200:
-                        break
-                except OSError:
-                    pass
-                finally:
-                    connection.close()
-                assert time.monotonic() < deadline, "twin serve did not become ready"
-                time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with serving(env, tmp / "serve.log", workers=1) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

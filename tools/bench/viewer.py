@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.cesium_harness import CHROMIUM_ARGS, CHROMIUM_PATH, CesiumBrowser  # noqa: E402
+from tests.server_fixtures import free_port  # noqa: E402
 
 READY = """(stop) => {
     const s = window.viewerState;
@@ -80,18 +80,12 @@ def _kind(url: str) -> str:
     return "page"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Service:
     """``twin serve --workers 1`` over a scenes folder, on a free port."""
 
     def __init__(self, scenes: Path) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="twin-bench-viewer-"))
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(os.environ, TWIN_SCENES_DIR=str(scenes),
                    TWIN_DATABASE_URL=f"sqlite:///{self.tmp / 'store.sqlite3'}")
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)

@@ -68,6 +68,22 @@ def _field(document: dict[str, Any], name: str, kind: type, where: str) -> Any:
     return value
 
 
+def _tileset_ids(
+    document: dict[str, Any], name: str, files: dict[str, Any], where: str
+) -> list[str]:
+    """Ids of the entries of a list of {id, tileset} whose tileset is a published file."""
+    ids: list[str] = []
+    for index, entry in enumerate(_field(document, name, list, where)):
+        if not isinstance(entry, dict) or not isinstance(entry.get("tileset"), str):
+            raise FormatError(f"{where}: {name}[{index}]: needs 'id' and 'tileset'")
+        if entry["tileset"] not in files:
+            raise FormatError(
+                f"{where}: {name}[{index}].tileset {entry['tileset']!r} is not in 'files'"
+            )
+        ids.append(str(entry.get("id")))
+    return ids
+
+
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Parse and check a scene manifest; ``where`` names it in errors."""
     try:
@@ -93,24 +109,8 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             raise FormatError(f"{where}: files: {path!r} is not a relative path inside the scene")
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise FormatError(f"{where}: files[{path!r}]: not a SHA-256 hex digest")
-    layer_ids: list[str] = []
-    for index, layer in enumerate(_field(document, "layers", list, where)):
-        if not isinstance(layer, dict) or not isinstance(layer.get("tileset"), str):
-            raise FormatError(f"{where}: layers[{index}]: needs 'id' and 'tileset'")
-        if layer["tileset"] not in files:
-            raise FormatError(
-                f"{where}: layers[{index}].tileset {layer['tileset']!r} is not in 'files'"
-            )
-        layer_ids.append(str(layer.get("id")))
-    epoch_ids: list[str] = []
-    for index, epoch in enumerate(_field(document, "epochs", list, where)):
-        if not isinstance(epoch, dict) or not isinstance(epoch.get("tileset"), str):
-            raise FormatError(f"{where}: epochs[{index}]: needs 'id' and 'tileset'")
-        if epoch["tileset"] not in files:
-            raise FormatError(
-                f"{where}: epochs[{index}].tileset {epoch['tileset']!r} is not in 'files'"
-            )
-        epoch_ids.append(str(epoch.get("id")))
+    layer_ids = _tileset_ids(document, "layers", files, where)
+    epoch_ids = _tileset_ids(document, "epochs", files, where)
     tour = _field(document, "tour", str, where)
     overlays = _field(document, "overlays", str, where)
     for name, path in (("tour", tour), ("overlays", overlays)):

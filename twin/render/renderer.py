@@ -56,10 +56,10 @@ class Lighting:
 
 LIGHTING = Lighting()
 CACHE_BYTES = 1_500_000_000
+"""Decoded tiles kept between renders (comparisons, series, flythrough frames)."""
 NEAR_FAR_RATIO = 0.0005
 """Near plane at this fraction of the far plane: with a 24-bit depth buffer, depth steps
 stay below 3 cm at 1 km for a 3 km deep view."""
-"""Decoded tiles kept between renders (comparisons, series, flythrough frames)."""
 
 
 @dataclass(frozen=True, slots=True)
